@@ -1,0 +1,306 @@
+//! The YAML configuration as written by the operator.
+//!
+//! These are the raw `*Config` types: they mirror the file exactly
+//! (`deny_unknown_fields` everywhere, no `flatten`). [`load`] parses,
+//! expands `${NAME}`, and validates, collecting every problem with its
+//! YAML path. The resolved runtime types live in `crate::tenant`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::jose::Alg;
+
+mod duration;
+mod env;
+mod load;
+mod validate;
+
+pub use load::{load, load_str};
+
+/// One configuration problem, named by its YAML path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// `tenants[0].clients[1].redirect_uris[0]`, or empty for the document.
+    pub path: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.path.is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+/// Every problem found in one configuration, in document order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl std::fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    #[serde(default = "default_plugins_dir")]
+    pub plugins_dir: PathBuf,
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+    /// Directory of the config file; relative paths resolve against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+fn default_plugins_dir() -> PathBuf {
+    PathBuf::from("plugins")
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Peers (IP addresses or CIDR blocks) whose X-Forwarded-* headers are believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    #[serde(default = "default_database_url")]
+    pub url: String,
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    /// How long a request waits for a database connection before it fails.
+    #[serde(default = "default_connect_timeout", with = "duration")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: default_database_url(),
+            pool_size: default_pool_size(),
+            connect_timeout: default_connect_timeout(),
+        }
+    }
+}
+
+fn default_database_url() -> String {
+    "sqlite://data/sesame.db".to_string()
+}
+
+fn default_pool_size() -> u32 {
+    16
+}
+
+fn default_connect_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    pub id: String,
+    pub issuer: String,
+    #[serde(default)]
+    pub signing: SigningConfig,
+    #[serde(default)]
+    pub lifetimes: LifetimesConfig,
+    #[serde(default)]
+    pub access_token_format: AccessTokenFormat,
+    #[serde(default)]
+    pub scopes: BTreeMap<String, ScopeConfig>,
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+    pub users_file: Option<PathBuf>,
+    #[serde(default)]
+    pub plugins: Vec<PathBuf>,
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    #[serde(default)]
+    pub alg: Alg,
+    /// PEM files; the first signs, all are published. Empty: generated and stored.
+    #[serde(default)]
+    pub keys: Vec<PathBuf>,
+}
+
+/// Token lifetimes; absent values fall back to the tenant's, then the defaults.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LifetimesConfig {
+    #[serde(default, with = "duration::option")]
+    pub authorization_code: Option<Duration>,
+    #[serde(default, with = "duration::option")]
+    pub access_token: Option<Duration>,
+    #[serde(default, with = "duration::option")]
+    pub id_token: Option<Duration>,
+    #[serde(default, with = "duration::option")]
+    pub refresh_token: Option<Duration>,
+    /// Absolute lifetime of a refresh token family, however often it rotates.
+    #[serde(default, with = "duration::option")]
+    pub refresh_token_family: Option<Duration>,
+    #[serde(default, with = "duration::option")]
+    pub session: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccessTokenFormat {
+    /// RFC 9068 JWT.
+    #[default]
+    Jwt,
+    /// A random reference token, looked up in storage.
+    Opaque,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScopeConfig {
+    #[serde(default)]
+    pub description: String,
+    /// User claims released to userinfo and the ID token with this scope.
+    #[serde(default)]
+    pub claims: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub username: String,
+    pub password_hash: String,
+    pub sub: Option<String>,
+    #[serde(default)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+/// The shape of a `users_file`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UsersFile {
+    pub users: Vec<UserConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub id: String,
+    pub secret: Option<String>,
+    pub secret_hash: Option<String>,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub redirect_uris: Vec<String>,
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    #[serde(default = "default_grant_types")]
+    pub grant_types: Vec<GrantType>,
+    #[serde(default = "default_client_scopes")]
+    pub scopes: Vec<String>,
+    /// Default: `client_secret_basic` with a secret, `none` without.
+    pub token_endpoint_auth_method: Option<AuthMethod>,
+    #[serde(default)]
+    pub require_pkce: bool,
+    #[serde(default)]
+    pub skip_consent: bool,
+    #[serde(default)]
+    pub lifetimes: LifetimesConfig,
+    #[serde(default)]
+    pub plugins: Vec<PathBuf>,
+    #[serde(default)]
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+fn default_grant_types() -> Vec<GrantType> {
+    vec![GrantType::AuthorizationCode]
+}
+
+fn default_client_scopes() -> Vec<String> {
+    vec!["openid".to_string()]
+}
+
+/// Scopes every tenant has without declaring them.
+pub const BUILTIN_SCOPES: &[(&str, &str)] = &[
+    ("openid", "Sign you in"),
+    ("profile", "Your name and profile details"),
+    ("email", "Your email address"),
+    ("address", "Your postal address"),
+    ("phone", "Your phone number"),
+    ("offline_access", "Stay signed in when you are away (refresh tokens)"),
+];

@@ -1,0 +1,42 @@
+//! JOSE: signing keys (openssl for key material), JWS/JWT and JWKs (biscuit).
+
+use serde::{Deserialize, Serialize};
+
+mod jwt;
+mod keys;
+
+pub use jwt::{at_hash, verify_jwt, JwtError};
+pub use keys::{JoseError, Keyset, SigningKey};
+
+/// A JWS signing algorithm sesame can use for ID tokens and JWT access tokens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize, clap::ValueEnum)]
+pub enum Alg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RSA 2048 bits or more).
+    #[default]
+    RS256,
+    /// RSASSA-PSS with SHA-256 (RSA 2048 bits or more).
+    PS256,
+    /// ECDSA on P-256 with SHA-256.
+    ES256,
+    /// Ed25519.
+    EdDSA,
+}
+
+impl Alg {
+    pub const ALL: [Alg; 4] = [Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::RS256 => "RS256",
+            Alg::PS256 => "PS256",
+            Alg::ES256 => "ES256",
+            Alg::EdDSA => "EdDSA",
+        }
+    }
+}
+
+impl std::fmt::Display for Alg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
