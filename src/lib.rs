@@ -1,5 +1,18 @@
 //! sesame: a declarative OpenID Connect provider and OAuth 2.0 authorization server.
 
+pub mod cli;
 pub mod config;
+pub mod http;
 pub mod jose;
+pub mod oauth;
+pub mod runtime;
 pub mod store;
+pub mod tenant;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}

@@ -69,3 +69,13 @@ impl Keyset {
         serde_json::json!({ "keys": self.keys.iter().map(|k| k.public_jwk().clone()).collect::<Vec<_>>() })
     }
 }
+
+impl Keyset {
+    pub fn new(keys: Vec<SigningKey>) -> Result<Keyset, JoseError> {
+        unimplemented!()
+    }
+}
+
+pub fn keygen_pem(alg: Alg) -> Result<String, JoseError> {
+    unimplemented!()
+}

@@ -1,0 +1,324 @@
+//! The command line: serve, check, migrate, keygen, hash.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config};
+use crate::http::App;
+use crate::jose::Alg;
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// sesame — an OpenID Connect provider and OAuth 2.0 authorization server,
+/// declared in one YAML file.
+#[derive(Debug, Parser)]
+#[command(name = "sesame", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (applies pending database migrations first).
+    Serve(ConfigArg),
+    /// Validate the configuration; print every problem and exit 1 if there is one.
+    Check(ConfigArg),
+    /// Apply pending database migrations and exit.
+    Migrate(ConfigArg),
+    /// Print a new private signing key as PKCS#8 PEM.
+    Keygen {
+        /// Signature algorithm the key is for.
+        #[arg(long, value_enum, default_value_t = Alg::RS256)]
+        alg: Alg,
+    },
+    /// Read a password or client secret on stdin and print its argon2id hash
+    /// (a PHC string for `password_hash` or `secret_hash`).
+    Hash,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ConfigArg {
+    /// Configuration file.
+    #[arg(short, long, env = "SESAME_CONFIG", default_value = "sesame.yaml")]
+    pub config: PathBuf,
+}
+
+/// Parse arguments and run; the exit code is 0 on success, 1 for invalid config or input.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(a) => serve(&a.config),
+        Command::Check(a) => check(&a.config),
+        Command::Migrate(a) => migrate(&a.config),
+        Command::Keygen { alg } => keygen(alg),
+        Command::Hash => hash(),
+    }
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn load_or_report(path: &Path) -> Option<Config> {
+    match config::load(path) {
+        Ok(c) => Some(c),
+        Err(errors) => {
+            eprintln!("{}: invalid configuration", path.display());
+            for e in &errors.0 {
+                eprintln!("  {e}");
+            }
+            None
+        }
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    let Some(config) = load_or_report(path) else {
+        return ExitCode::from(1);
+    };
+    let clients: usize = config.tenants.iter().map(|t| t.clients.len()).sum();
+    let users: usize = config.tenants.iter().map(|t| t.users.len()).sum();
+    println!(
+        "{}: ok ({} tenant(s), {} client(s), {} user(s))",
+        path.display(),
+        config.tenants.len(),
+        clients,
+        users
+    );
+    ExitCode::SUCCESS
+}
+
+fn connect(config: &Config) -> Result<Store, String> {
+    Store::connect(
+        &config.database.url,
+        config.database.pool_size,
+        config.database.connect_timeout,
+        &config.base_dir,
+    )
+    .map_err(|e| e.to_string())
+}
+
+fn migrate(path: &Path) -> ExitCode {
+    init_logs();
+    let Some(config) = load_or_report(path) else {
+        return ExitCode::from(1);
+    };
+    let result = connect(&config).and_then(|store| store.migrate().map_err(|e| e.to_string()));
+    match result {
+        Ok(applied) if applied.is_empty() => {
+            println!("database is up to date");
+            ExitCode::SUCCESS
+        }
+        Ok(applied) => {
+            for v in applied {
+                println!("applied {v}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("migrate: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn keygen(alg: Alg) -> ExitCode {
+    match crate::jose::keygen_pem(alg) {
+        Ok(pem) => {
+            print!("{pem}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("keygen: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn hash() -> ExitCode {
+    let mut input = Vec::new();
+    if let Err(e) = std::io::stdin().read_to_end(&mut input) {
+        eprintln!("hash: cannot read stdin: {e}");
+        return ExitCode::from(1);
+    }
+    if input.last() == Some(&b'\n') {
+        input.pop();
+        if input.last() == Some(&b'\r') {
+            input.pop();
+        }
+    }
+    if input.is_empty() {
+        eprintln!("hash: the input is empty");
+        return ExitCode::from(1);
+    }
+    match crate::oauth::password::hash(&input) {
+        Ok(phc) => {
+            println!("{phc}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("hash: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn serve(path: &Path) -> ExitCode {
+    init_logs();
+    let Some(config) = load_or_report(path) else {
+        return ExitCode::from(1);
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(serve_async(path.to_path_buf(), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("sesame: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn serve_async(path: PathBuf, config: Config) -> Result<(), String> {
+    let store = connect(&config)?;
+    let migrating = store.clone();
+    let applied = tokio::task::spawn_blocking(move || migrating.migrate())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    for v in applied {
+        tracing::info!(version = %v, "applied migration");
+    }
+    let listen = config.server.listen;
+    let runtime = Runtime::build(config, &store)
+        .await
+        .map_err(|e| format!("invalid configuration:\n{e}"))?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    announce(addr, &runtime);
+
+    let app = App::new(runtime, store.clone());
+    tokio::spawn(reload_on_sighup(app.clone(), path));
+    tokio::spawn(purge_periodically(store));
+    crate::http::serve(app, listener, shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Tell the operator where to look.
+fn announce(addr: std::net::SocketAddr, runtime: &Runtime) {
+    tracing::info!(%addr, tenants = runtime.tenants.len(), "sesame listening");
+    println!("sesame listening on http://{addr}");
+    for t in &runtime.tenants {
+        println!(
+            "  tenant {:<12} {}/.well-known/openid-configuration",
+            t.id, t.issuer
+        );
+        let mut clients: Vec<_> = t.clients.values().collect();
+        clients.sort_by(|a, b| a.id.cmp(&b.id));
+        if let Some(c) = clients.iter().find(|c| !c.redirect_uris.is_empty() && !c.is_public()) {
+            let mut url = url::Url::parse(&t.endpoint("/authorize")).ok();
+            if let Some(u) = url.as_mut() {
+                u.query_pairs_mut()
+                    .append_pair("response_type", "code")
+                    .append_pair("client_id", &c.id)
+                    .append_pair("redirect_uri", &c.redirect_uris[0])
+                    .append_pair("scope", "openid profile email")
+                    .append_pair("state", "try-me");
+                println!("  point a browser at: {u}");
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+/// SIGHUP: build a new generation from the file; swap it in only if it is valid.
+async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::warn!("SIGHUP reload unavailable");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!(config = %path.display(), "SIGHUP: reloading configuration");
+            let config = match config::load(&path) {
+                Ok(c) => c,
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!(error = %e, "reload rejected, still serving the previous configuration");
+                    }
+                    continue;
+                }
+            };
+            match Runtime::build(config, &app.store).await {
+                Ok(runtime) => {
+                    app.runtime.store(Arc::new(runtime));
+                    tracing::info!("configuration reloaded");
+                }
+                Err(errors) => {
+                    for e in &errors.0 {
+                        tracing::error!(error = %e, "reload rejected, still serving the previous configuration");
+                    }
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (app, path);
+}
+
+/// Delete expired rows now and then, in batches, off the request path.
+async fn purge_periodically(store: Store) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        tick.tick().await;
+        match store.purge_expired(crate::now(), 500).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
+            Err(e) => tracing::warn!(error = %e, "purge failed"),
+        }
+    }
+}

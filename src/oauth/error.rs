@@ -1,0 +1,150 @@
+//! The errors sesame puts on the wire.
+
+use crate::store::StoreError;
+
+/// Every error code sesame answers with. The HTTP status and the
+/// `WWW-Authenticate` header follow from the code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// RFC 6749 §5.2: missing, repeated or malformed parameter.
+    InvalidRequest,
+    /// RFC 6749 §5.2: client authentication failed (401).
+    InvalidClient,
+    /// RFC 6749 §5.2: code or refresh token invalid, expired, revoked or misbound.
+    InvalidGrant,
+    /// RFC 6749 §5.2: this client may not use this grant.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2.
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2 / §4.1.2.1.
+    InvalidScope,
+    /// RFC 6749 §4.1.2.1: the user or a policy said no.
+    AccessDenied,
+    /// RFC 6749 §4.1.2.1.
+    UnsupportedResponseType,
+    /// RFC 6749 §4.1.2.1: something broke on our side (500).
+    ServerError,
+    /// RFC 6749 §4.1.2.1: the database is unreachable (503).
+    TemporarilyUnavailable,
+    /// OIDC Core §3.1.2.6: `prompt=none` without a session.
+    LoginRequired,
+    /// OIDC Core §3.1.2.6: `prompt=none` without consent.
+    ConsentRequired,
+    /// OIDC Core §3.1.2.6.
+    InteractionRequired,
+    /// OIDC Core §3.1.2.6: request objects are not supported.
+    RequestNotSupported,
+    /// OIDC Core §3.1.2.6.
+    RequestUriNotSupported,
+    /// RFC 6750 §3.1: bad bearer token (401).
+    InvalidToken,
+    /// RFC 6750 §3.1: the token lacks the scope (403).
+    InsufficientScope,
+    /// No such endpoint (404).
+    NotFound,
+    /// Wrong HTTP method (405).
+    MethodNotAllowed,
+    /// Body too large (413).
+    PayloadTooLarge,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InteractionRequired => "interaction_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::InvalidToken => "invalid_token",
+            ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::PayloadTooLarge => "invalid_request",
+        }
+    }
+
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+            ErrorCode::InsufficientScope => 403,
+            ErrorCode::NotFound => 404,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::ServerError => 500,
+            ErrorCode::TemporarilyUnavailable => 503,
+            _ => 400,
+        }
+    }
+}
+
+/// An error as the client sees it. `description` is for humans and never
+/// carries internal detail (that goes to the log).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> OAuthError {
+        OAuthError {
+            code,
+            description: description.into(),
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_client() -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidClient, "client authentication failed")
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> OAuthError {
+        OAuthError::new(ErrorCode::InvalidGrant, description)
+    }
+
+    pub fn server_error() -> OAuthError {
+        OAuthError::new(ErrorCode::ServerError, "the server could not complete the request")
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.code.as_str(), "error_description": self.description })
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.description)
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> OAuthError {
+        match e {
+            StoreError::Unavailable(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                OAuthError::new(
+                    ErrorCode::TemporarilyUnavailable,
+                    "the service is temporarily unavailable, try again shortly",
+                )
+            }
+            other => {
+                tracing::error!(error = %other, "database error");
+                OAuthError::server_error()
+            }
+        }
+    }
+}

@@ -1,0 +1,390 @@
+//! The token endpoint (RFC 6749 §3.2, §4.1.3, §4.4, §6) and token issuance.
+
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use super::authorize::Ctx;
+use super::client_auth::{self, Presented};
+use super::scope::{default_decision, Scopes};
+use super::{pkce, random_token, ErrorCode, OAuthError, Params};
+use crate::config::{AccessTokenFormat, GrantType};
+use crate::jose::at_hash;
+use crate::store::{AccessTokenRow, CodeConsumption, RefreshTokenRow, Rotation, TokenHash};
+use crate::tenant::{standard_claims, Client, Tenant, User};
+
+/// The JSON body of a successful token response (RFC 6749 §5.1).
+#[derive(Debug, Clone, Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: u64,
+    pub scope: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// Longest code, token or verifier accepted.
+const MAX_TOKEN_LEN: usize = 4096;
+
+/// `POST /token`.
+pub async fn token(ctx: &Ctx<'_>, params: &Params, presented: Presented) -> Result<TokenResponse, OAuthError> {
+    let grant = params.require("grant_type")?;
+    let grant = match grant {
+        "authorization_code" => GrantType::AuthorizationCode,
+        "refresh_token" => GrantType::RefreshToken,
+        "client_credentials" => GrantType::ClientCredentials,
+        _ => {
+            return Err(OAuthError::new(
+                ErrorCode::UnsupportedGrantType,
+                "grant_type must be authorization_code, refresh_token or client_credentials",
+            ))
+        }
+    };
+    let client = client_auth::authenticate(ctx.tenant, presented).await?;
+    if !client.allows_grant(grant) {
+        return Err(OAuthError::new(
+            ErrorCode::UnauthorizedClient,
+            format!("this client may not use the {} grant", grant.as_str()),
+        ));
+    }
+    for name in ["code", "refresh_token", "code_verifier", "redirect_uri", "scope"] {
+        if params.get(name).is_some_and(|v| v.len() > MAX_TOKEN_LEN) {
+            return Err(OAuthError::invalid_request(format!("{name} is too long")));
+        }
+    }
+    match grant {
+        GrantType::AuthorizationCode => authorization_code(ctx, &client, params).await,
+        GrantType::RefreshToken => refresh_token(ctx, &client, params).await,
+        GrantType::ClientCredentials => client_credentials(ctx, &client, params).await,
+    }
+}
+
+async fn authorization_code(ctx: &Ctx<'_>, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+    let code = params.require("code")?;
+    let redirect_uri = params.get("redirect_uri");
+    if redirect_uri.is_none() && client.redirect_uris.len() != 1 {
+        return Err(OAuthError::invalid_request("redirect_uri is required"));
+    }
+    let row = match ctx.store.consume_code(&ctx.tenant.id, TokenHash::of(code), ctx.now).await? {
+        CodeConsumption::Consumed(row) => row,
+        CodeConsumption::AlreadyUsed(row) => {
+            // RFC 6749 §4.1.2: a replayed code revokes what it produced.
+            tracing::warn!(tenant = %ctx.tenant.id, client = %row.client_id, "authorization code replayed; revoking its grant");
+            ctx.store.revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now).await?;
+            return Err(OAuthError::invalid_grant("the authorization code was already used"));
+        }
+        CodeConsumption::NotFound => return Err(OAuthError::invalid_grant("the authorization code is invalid")),
+    };
+    if row.client_id != client.id {
+        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
+    }
+    if row.expires_at <= ctx.now {
+        return Err(OAuthError::invalid_grant("the authorization code has expired"));
+    }
+    if redirect_uri.is_some_and(|r| r != row.redirect_uri) {
+        return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request"));
+    }
+    match (&row.code_challenge, params.get("code_verifier")) {
+        (Some(challenge), Some(verifier)) => {
+            if !pkce::verify(challenge, verifier) {
+                return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+            }
+        }
+        (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required")),
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier sent but the authorization request had no code_challenge",
+            ))
+        }
+        (None, None) => {}
+    }
+    let user = ctx
+        .tenant
+        .user_by_sub(&row.user_sub)
+        .cloned()
+        .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+    let scopes = Scopes::parse(&row.scope).unwrap_or_default();
+    issue(
+        ctx,
+        client,
+        Subject::User(&user),
+        &scopes,
+        &row.grant_id,
+        row.auth_time,
+        row.nonce.as_deref(),
+        row.refresh_token,
+    )
+    .await
+}
+
+async fn refresh_token(ctx: &Ctx<'_>, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+    let presented = params.require("refresh_token")?;
+    let hash = TokenHash::of(presented);
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+    let row = ctx
+        .store
+        .find_refresh_token(&ctx.tenant.id, hash)
+        .await?
+        .ok_or_else(invalid)?;
+    if row.client_id != client.id {
+        return Err(invalid());
+    }
+    if row.used_at.is_some() && row.revoked_at.is_none() {
+        // A rotated token came back: it was stolen or replayed. Revoke the family.
+        tracing::warn!(tenant = %ctx.tenant.id, client = %client.id, "refresh token replayed; revoking its family");
+        ctx.store.revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now).await?;
+        return Err(invalid());
+    }
+    if row.revoked_at.is_some() || row.expires_at <= ctx.now || row.family_expires_at <= ctx.now {
+        return Err(invalid());
+    }
+    let original = Scopes::parse(&row.scope).unwrap_or_default();
+    let requested = match params.get("scope") {
+        None => original.clone(),
+        Some(s) => {
+            let s = Scopes::parse(s).ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
+            if !s.is_subset(&original) {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidScope,
+                    "a refresh may not ask for scopes beyond the original grant",
+                ));
+            }
+            s
+        }
+    };
+    let decision = default_decision(ctx.tenant, client, &requested, GrantType::RefreshToken);
+    if decision.granted.is_empty() {
+        return Err(OAuthError::new(ErrorCode::InvalidScope, "no scope can be granted"));
+    }
+    let user = ctx.tenant.user_by_sub(&row.user_sub).cloned().ok_or_else(invalid)?;
+    // The successor keeps the family's original scope, so a narrower refresh
+    // does not shrink what later refreshes may ask for.
+    let successor = random_token();
+    let lifetime = client.lifetimes.refresh_token.as_secs() as i64;
+    let next = RefreshTokenRow {
+        tenant_id: ctx.tenant.id.clone(),
+        token_hash: TokenHash::of(&successor),
+        grant_id: row.grant_id.clone(),
+        parent_hash: Some(hash),
+        client_id: client.id.clone(),
+        user_sub: row.user_sub.clone(),
+        scope: row.scope.clone(),
+        auth_time: row.auth_time,
+        created_at: ctx.now,
+        expires_at: (ctx.now + lifetime).min(row.family_expires_at),
+        family_expires_at: row.family_expires_at,
+        used_at: None,
+        revoked_at: None,
+    };
+    match ctx.store.rotate_refresh_token(&ctx.tenant.id, hash, Some(next), ctx.now).await? {
+        Rotation::Rotated => {}
+        Rotation::AlreadyUsed => {
+            tracing::warn!(tenant = %ctx.tenant.id, client = %client.id, "refresh token used twice; revoking its family");
+            ctx.store.revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now).await?;
+            return Err(invalid());
+        }
+        Rotation::NotFound => return Err(invalid()),
+    }
+    let mut response = issue(
+        ctx,
+        client,
+        Subject::User(&user),
+        &decision.granted,
+        &row.grant_id,
+        row.auth_time,
+        None,
+        false,
+    )
+    .await?;
+    response.refresh_token = Some(successor);
+    Ok(response)
+}
+
+async fn client_credentials(ctx: &Ctx<'_>, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+    let requested = match params.get("scope") {
+        Some(s) => Scopes::parse(s).ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?,
+        None => Scopes::from_vec(client.scopes.clone()),
+    };
+    let decision = default_decision(ctx.tenant, client, &requested, GrantType::ClientCredentials);
+    if params.get("scope").is_some() && decision.granted.is_empty() {
+        return Err(OAuthError::new(ErrorCode::InvalidScope, "none of the requested scopes is available"));
+    }
+    let grant_id = random_token();
+    issue(ctx, client, Subject::Client, &decision.granted, &grant_id, ctx.now, None, false).await
+}
+
+/// Who a token is about.
+pub enum Subject<'a> {
+    User(&'a User),
+    /// client_credentials: `sub` is the client id (RFC 9068 §2.2).
+    Client,
+}
+
+/// Issue an access token (and an ID token with `openid`, and a refresh token
+/// when `with_refresh_token`) for one grant.
+#[allow(clippy::too_many_arguments)]
+async fn issue(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    subject: Subject<'_>,
+    scopes: &Scopes,
+    grant_id: &str,
+    auth_time: i64,
+    nonce: Option<&str>,
+    with_refresh_token: bool,
+) -> Result<TokenResponse, OAuthError> {
+    let tenant = ctx.tenant;
+    let now = ctx.now;
+    let expires_in = client.lifetimes.access_token.as_secs();
+    let user = match subject {
+        Subject::User(u) => Some(u),
+        Subject::Client => None,
+    };
+    let sub = user.map(|u| u.sub.clone()).unwrap_or_else(|| client.id.clone());
+    let jti = random_token();
+    let (access_token, hash, jwt) = match tenant.access_token_format {
+        AccessTokenFormat::Opaque => {
+            let t = random_token();
+            let h = TokenHash::of(&t);
+            (t, h, false)
+        }
+        AccessTokenFormat::Jwt => {
+            let mut claims = json!({
+                "iss": tenant.issuer,
+                "sub": sub,
+                "aud": tenant.issuer,
+                "client_id": client.id,
+                "scope": scopes.to_string(),
+                "iat": now,
+                "exp": now + expires_in as i64,
+                "jti": jti,
+            });
+            if user.is_some() {
+                claims["auth_time"] = json!(auth_time);
+            }
+            let token = tenant
+                .keys
+                .signing()
+                .sign_jwt("at+jwt", &claims)
+                .map_err(|e| {
+                    tracing::error!(error = %e, "signing an access token failed");
+                    OAuthError::server_error()
+                })?;
+            (token, TokenHash::of(&jti), true)
+        }
+    };
+    ctx.store
+        .insert_access_token(AccessTokenRow {
+            tenant_id: tenant.id.clone(),
+            token_hash: hash,
+            grant_id: grant_id.to_string(),
+            client_id: client.id.clone(),
+            user_sub: user.map(|u| u.sub.clone()),
+            scope: scopes.to_string(),
+            jwt,
+            created_at: now,
+            expires_at: now + expires_in as i64,
+            revoked_at: None,
+        })
+        .await?;
+
+    let id_token = match user {
+        Some(u) if scopes.contains("openid") => Some(id_token(tenant, client, u, scopes, auth_time, nonce, &access_token, now)?),
+        _ => None,
+    };
+
+    let refresh_token = match user {
+        Some(u) if with_refresh_token => {
+            let token = random_token();
+            let family = now + client.lifetimes.refresh_token_family.as_secs() as i64;
+            ctx.store
+                .insert_refresh_token(RefreshTokenRow {
+                    tenant_id: tenant.id.clone(),
+                    token_hash: TokenHash::of(&token),
+                    grant_id: grant_id.to_string(),
+                    parent_hash: None,
+                    client_id: client.id.clone(),
+                    user_sub: u.sub.clone(),
+                    scope: scopes.to_string(),
+                    auth_time,
+                    created_at: now,
+                    expires_at: (now + client.lifetimes.refresh_token.as_secs() as i64).min(family),
+                    family_expires_at: family,
+                    used_at: None,
+                    revoked_at: None,
+                })
+                .await?;
+            Some(token)
+        }
+        _ => None,
+    };
+
+    Ok(TokenResponse {
+        access_token,
+        token_type: "Bearer",
+        expires_in,
+        scope: scopes.to_string(),
+        id_token,
+        refresh_token,
+    })
+}
+
+/// OIDC Core §2 ID token, with the user's claims for the granted scopes.
+#[allow(clippy::too_many_arguments)]
+fn id_token(
+    tenant: &Tenant,
+    client: &Client,
+    user: &User,
+    scopes: &Scopes,
+    auth_time: i64,
+    nonce: Option<&str>,
+    access_token: &str,
+    now: i64,
+) -> Result<String, OAuthError> {
+    let key = tenant.keys.signing();
+    let mut claims = user_claims(tenant, user, scopes);
+    let registered = json!({
+        "iss": tenant.issuer,
+        "sub": user.sub,
+        "aud": client.id,
+        "azp": client.id,
+        "iat": now,
+        "exp": now + client.lifetimes.id_token.as_secs() as i64,
+        "auth_time": auth_time,
+        "at_hash": at_hash(key.alg(), access_token),
+    });
+    if let Value::Object(r) = registered {
+        claims.extend(r);
+    }
+    if let Some(n) = nonce {
+        claims.insert("nonce".into(), json!(n));
+    }
+    key.sign_jwt("JWT", &Value::Object(claims)).map_err(|e| {
+        tracing::error!(error = %e, "signing an ID token failed");
+        OAuthError::server_error()
+    })
+}
+
+/// The user's claims released by `scopes` (OIDC Core §5.4, plus each tenant
+/// scope's `claims`). `sub` is always included.
+pub fn user_claims(tenant: &Tenant, user: &User, scopes: &Scopes) -> Map<String, Value> {
+    let mut out = Map::new();
+    for scope in scopes.iter() {
+        let names: Vec<&str> = match tenant.scopes.get(scope) {
+            Some(s) if !s.claims.is_empty() => s.claims.iter().map(String::as_str).collect(),
+            _ => standard_claims(scope).to_vec(),
+        };
+        for name in names {
+            if let Some(v) = user.claims.get(name) {
+                out.insert(name.to_string(), v.clone());
+            }
+        }
+        if scope == "profile" && !out.contains_key("preferred_username") {
+            out.insert("preferred_username".into(), json!(user.username));
+        }
+    }
+    out.insert("sub".into(), json!(user.sub));
+    out
+}

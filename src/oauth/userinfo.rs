@@ -1,0 +1,69 @@
+//! Bearer access token validation and the userinfo endpoint (OIDC Core §5.3).
+
+use serde_json::{Map, Value};
+
+use super::authorize::Ctx;
+use super::scope::Scopes;
+use super::token::user_claims;
+use super::{ErrorCode, OAuthError};
+use crate::jose::verify_jwt;
+use crate::store::{AccessTokenRow, TokenHash};
+
+/// A presented access token that is valid now.
+#[derive(Debug)]
+pub struct ValidToken {
+    pub row: AccessTokenRow,
+    /// The JWT's claims (empty for opaque tokens).
+    pub claims: Map<String, Value>,
+}
+
+/// Check an access token of this tenant: signature (JWT) or lookup (opaque),
+/// expiry, and revocation. Any failure is `invalid_token`, without detail.
+pub async fn validate_access_token(ctx: &Ctx<'_>, token: &str) -> Result<ValidToken, OAuthError> {
+    let invalid = || OAuthError::new(ErrorCode::InvalidToken, "the access token is invalid, expired or revoked");
+    if token.is_empty() || token.len() > 8192 {
+        return Err(invalid());
+    }
+    let (hash, claims) = if token.matches('.').count() == 2 {
+        let claims = verify_jwt(token, &ctx.tenant.keys).map_err(|_| invalid())?;
+        let Value::Object(claims) = claims else {
+            return Err(invalid());
+        };
+        if claims.get("iss").and_then(Value::as_str) != Some(ctx.tenant.issuer.as_str()) {
+            return Err(invalid());
+        }
+        if claims.get("client_id").is_none() {
+            // An ID token is not an access token.
+            return Err(invalid());
+        }
+        let jti = claims.get("jti").and_then(Value::as_str).ok_or_else(invalid)?;
+        (TokenHash::of(jti), claims)
+    } else {
+        (TokenHash::of(token), Map::new())
+    };
+    let row = ctx
+        .store
+        .find_access_token(&ctx.tenant.id, hash)
+        .await?
+        .ok_or_else(invalid)?;
+    if row.revoked_at.is_some() || row.expires_at <= ctx.now {
+        return Err(invalid());
+    }
+    Ok(ValidToken { row, claims })
+}
+
+/// `GET|POST /userinfo`: the user's claims for the token's scopes.
+pub async fn userinfo(ctx: &Ctx<'_>, token: &str) -> Result<Value, OAuthError> {
+    let valid = validate_access_token(ctx, token).await?;
+    let scopes = Scopes::parse(&valid.row.scope).unwrap_or_default();
+    if !scopes.contains("openid") {
+        return Err(OAuthError::new(ErrorCode::InsufficientScope, "the token lacks the openid scope"));
+    }
+    let user = valid
+        .row
+        .user_sub
+        .as_deref()
+        .and_then(|sub| ctx.tenant.user_by_sub(sub))
+        .ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the token is not about a user"))?;
+    Ok(Value::Object(user_claims(ctx.tenant, user, &scopes)))
+}

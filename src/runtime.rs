@@ -1,0 +1,193 @@
+//! One configuration generation, ready to serve: tenants by issuer, keys loaded.
+//!
+//! A `Runtime` is immutable and shared behind an `Arc`; SIGHUP builds a new
+//! one and swaps it in only if it builds cleanly.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::config::{Config, ConfigError, ConfigErrors, TenantConfig};
+use crate::jose::{Keyset, SigningKey};
+use crate::store::{Store, StoredKey};
+use crate::tenant::Tenant;
+
+#[derive(Debug)]
+pub struct Runtime {
+    pub config: Config,
+    pub tenants: Vec<Arc<Tenant>>,
+    /// host → tenants on that host, longest issuer path first.
+    by_host: HashMap<String, Vec<usize>>,
+    /// Every tenant, longest issuer path first (the host-less fallback).
+    by_path: Vec<usize>,
+    trusted_proxies: Vec<IpNet>,
+}
+
+/// A tenant matched by a request, and the request path below its issuer.
+pub struct Route<'a> {
+    pub tenant: &'a Arc<Tenant>,
+    pub rest: &'a str,
+}
+
+impl Runtime {
+    /// Load every tenant's keys (configured files, or the tenant's generated key
+    /// from the store, created on first use) and index the tenants.
+    pub async fn build(config: Config, store: &Store) -> Result<Runtime, ConfigErrors> {
+        let mut tenants = Vec::with_capacity(config.tenants.len());
+        let mut errors = Vec::new();
+        for (i, t) in config.tenants.iter().enumerate() {
+            match load_keys(&config, t, store).await {
+                Ok(keys) => tenants.push(Arc::new(Tenant::new(t, keys))),
+                Err(message) => errors.push(ConfigError {
+                    path: format!("tenants[{i}].signing"),
+                    message,
+                }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Runtime::from_tenants(config, tenants))
+    }
+
+    /// Index already resolved tenants.
+    pub fn from_tenants(config: Config, tenants: Vec<Arc<Tenant>>) -> Runtime {
+        let mut by_path: Vec<usize> = (0..tenants.len()).collect();
+        by_path.sort_by_key(|&i| std::cmp::Reverse(tenants[i].path.len()));
+        let mut by_host: HashMap<String, Vec<usize>> = HashMap::new();
+        for &i in &by_path {
+            by_host.entry(tenants[i].host.clone()).or_default().push(i);
+        }
+        let trusted_proxies = config
+            .server
+            .trusted_proxies
+            .iter()
+            .filter_map(|p| IpNet::parse(p))
+            .collect();
+        Runtime {
+            config,
+            tenants,
+            by_host,
+            by_path,
+            trusted_proxies,
+        }
+    }
+
+    /// The tenant for a request to `host` (may be absent) and `path`: the issuer on
+    /// that host whose path is the longest prefix; with no issuer on that host,
+    /// the one issuer whose path matches, if exactly one does.
+    pub fn route<'a>(&'a self, host: Option<&str>, path: &'a str) -> Option<Route<'a>> {
+        if let Some(candidates) = host.and_then(|h| self.by_host.get(&h.to_ascii_lowercase())) {
+            return candidates
+                .iter()
+                .find_map(|&i| self.match_path(i, path));
+        }
+        let mut matches = self.by_path.iter().filter_map(|&i| self.match_path(i, path));
+        let only = matches.next()?;
+        matches.next().is_none().then_some(only)
+    }
+
+    fn match_path<'a>(&'a self, i: usize, path: &'a str) -> Option<Route<'a>> {
+        let tenant = &self.tenants[i];
+        let rest = path.strip_prefix(tenant.path.as_str())?;
+        if rest.is_empty() || rest.starts_with('/') {
+            Some(Route { tenant, rest })
+        } else {
+            None
+        }
+    }
+
+    pub fn tenant(&self, id: &str) -> Option<&Arc<Tenant>> {
+        self.tenants.iter().find(|t| t.id == id)
+    }
+
+    /// Whether forwarded headers from `peer` are believed.
+    pub fn trusts_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|n| n.contains(peer))
+    }
+}
+
+async fn load_keys(config: &Config, t: &TenantConfig, store: &Store) -> Result<Keyset, String> {
+    let alg = t.signing.alg;
+    let mut keys = Vec::with_capacity(t.signing.keys.len().max(1));
+    for path in &t.signing.keys {
+        let path = config.base_dir.join(path);
+        let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        keys.push(SigningKey::from_pem(&pem, alg).map_err(|e| format!("{}: {e}", path.display()))?);
+    }
+    if keys.is_empty() {
+        let fresh = SigningKey::generate(alg).map_err(|e| e.to_string())?;
+        let candidate = StoredKey {
+            tenant_id: t.id.clone(),
+            alg: alg.as_str().to_string(),
+            kid: fresh.kid().to_string(),
+            private_pem: fresh.to_pkcs8_pem().map_err(|e| e.to_string())?,
+            created_at: crate::now(),
+        };
+        let stored = store
+            .find_or_insert_signing_key(candidate)
+            .await
+            .map_err(|e| format!("generated key: {e}"))?;
+        keys.push(
+            SigningKey::from_pem(stored.private_pem.as_bytes(), alg)
+                .map_err(|e| format!("stored key {}: {e}", stored.kid))?,
+        );
+    }
+    Keyset::new(keys).map_err(|e| e.to_string())
+}
+
+/// An IP network (`10.0.0.0/8`, `::1/128`, or a bare address).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (addr, prefix) = match s.split_once('/') {
+            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
+            None => (s.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_networks_match_addresses() {
+        let net = IpNet::parse("10.1.0.0/16").unwrap();
+        assert!(net.contains("10.1.2.3".parse().unwrap()));
+        assert!(!net.contains("10.2.0.1".parse().unwrap()));
+        assert!(net.contains("::ffff:10.1.9.9".parse().unwrap()));
+        let one = IpNet::parse("::1").unwrap();
+        assert!(one.contains("::1".parse().unwrap()));
+        assert!(!one.contains("::2".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(IpNet::parse("10.0.0.0/33").is_none());
+        assert!(IpNet::parse("nonsense").is_none());
+    }
+}

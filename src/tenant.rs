@@ -1,0 +1,365 @@
+//! Resolved tenants, clients and users: what a request works with.
+//!
+//! Built once per config generation from the validated `*Config`s; lookups
+//! by client id, username and subject are hash lookups.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use sha2::{Digest, Sha256};
+
+use crate::config::{
+    AccessTokenFormat, AuthMethod, ClientConfig, GrantType, LifetimesConfig, TenantConfig,
+    UserConfig, BUILTIN_SCOPES,
+};
+use crate::jose::Keyset;
+use crate::oauth::client_auth::SecretCache;
+
+/// Token and session lifetimes, every value present.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lifetimes {
+    pub authorization_code: Duration,
+    pub access_token: Duration,
+    pub id_token: Duration,
+    pub refresh_token: Duration,
+    pub refresh_token_family: Duration,
+    pub session: Duration,
+}
+
+impl Default for Lifetimes {
+    fn default() -> Self {
+        Lifetimes {
+            authorization_code: Duration::from_secs(60),
+            access_token: Duration::from_secs(3600),
+            id_token: Duration::from_secs(3600),
+            refresh_token: Duration::from_secs(30 * 86400),
+            refresh_token_family: Duration::from_secs(90 * 86400),
+            session: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+impl Lifetimes {
+    /// `overrides` on top of `self`.
+    pub fn overlay(&self, overrides: &LifetimesConfig) -> Lifetimes {
+        Lifetimes {
+            authorization_code: overrides
+                .authorization_code
+                .unwrap_or(self.authorization_code),
+            access_token: overrides.access_token.unwrap_or(self.access_token),
+            id_token: overrides.id_token.unwrap_or(self.id_token),
+            refresh_token: overrides.refresh_token.unwrap_or(self.refresh_token),
+            refresh_token_family: overrides
+                .refresh_token_family
+                .unwrap_or(self.refresh_token_family),
+            session: overrides.session.unwrap_or(self.session),
+        }
+    }
+}
+
+/// A scope a tenant knows, with the user claims it releases.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub description: String,
+    pub claims: Vec<String>,
+}
+
+/// How a client proves itself at the token endpoint.
+#[derive(Clone)]
+pub enum ClientSecret {
+    /// Configured in clear (or from `${ENV}`): compared in constant time.
+    Plain(String),
+    /// An argon2/bcrypt hash: verified once, then remembered (see `oauth::client_auth`).
+    Hash(String),
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ClientSecret::Plain(_) => f.write_str("Plain(<redacted>)"),
+            ClientSecret::Hash(_) => f.write_str("Hash(<redacted>)"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub name: String,
+    pub secret: Option<ClientSecret>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: HashSet<GrantType>,
+    pub scopes: Vec<String>,
+    pub auth_method: AuthMethod,
+    pub require_pkce: bool,
+    pub skip_consent: bool,
+    pub lifetimes: Lifetimes,
+    pub metadata: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Client {
+    pub fn is_public(&self) -> bool {
+        self.secret.is_none()
+    }
+
+    pub fn allows_grant(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+#[derive(Clone)]
+pub struct User {
+    pub username: String,
+    pub sub: String,
+    pub password_hash: String,
+    pub claims: serde_json::Map<String, serde_json::Value>,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("username", &self.username)
+            .field("sub", &self.sub)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One issuer with everything it serves.
+#[derive(Debug)]
+pub struct Tenant {
+    pub id: String,
+    /// As configured, without a trailing slash.
+    pub issuer: String,
+    /// `host[:port]` of the issuer, lowercase, port as written.
+    pub host: String,
+    /// The issuer's path without a trailing slash (`""` for the root).
+    pub path: String,
+    pub secure: bool,
+    pub keys: Keyset,
+    pub lifetimes: Lifetimes,
+    pub access_token_format: AccessTokenFormat,
+    pub scopes: BTreeMap<String, Scope>,
+    pub clients: HashMap<String, Arc<Client>>,
+    users: HashMap<String, Arc<User>>,
+    users_by_sub: HashMap<String, Arc<User>>,
+    /// Discovery document and JWKS, serialized once per generation.
+    pub discovery: Bytes,
+    pub jwks: Bytes,
+    /// Client secrets already verified against their hashes in this generation.
+    pub secret_cache: SecretCache,
+}
+
+impl Tenant {
+    /// Resolve a validated tenant config with its loaded keys.
+    pub fn new(cfg: &TenantConfig, keys: Keyset) -> Tenant {
+        let issuer = cfg.issuer.trim_end_matches('/').to_string();
+        let (host, path, secure) = split_issuer(&issuer);
+        let lifetimes = Lifetimes::default().overlay(&cfg.lifetimes);
+
+        let mut scopes: BTreeMap<String, Scope> = BUILTIN_SCOPES
+            .iter()
+            .map(|(name, description)| {
+                let scope = Scope {
+                    description: description.to_string(),
+                    claims: standard_claims(name).iter().map(|c| c.to_string()).collect(),
+                };
+                (name.to_string(), scope)
+            })
+            .collect();
+        for (name, s) in &cfg.scopes {
+            let scope = Scope {
+                description: s.description.clone(),
+                claims: s.claims.clone(),
+            };
+            scopes.insert(name.clone(), scope);
+        }
+
+        let clients = cfg
+            .clients
+            .iter()
+            .map(|c| (c.id.clone(), Arc::new(resolve_client(c, &lifetimes))))
+            .collect();
+
+        let mut users = HashMap::new();
+        let mut users_by_sub = HashMap::new();
+        for u in &cfg.users {
+            let user = Arc::new(resolve_user(&cfg.id, u));
+            users_by_sub.insert(user.sub.clone(), user.clone());
+            users.insert(user.username.clone(), user);
+        }
+
+        let jwks = Bytes::from(keys.jwks().to_string());
+        let mut tenant = Tenant {
+            id: cfg.id.clone(),
+            issuer,
+            host,
+            path,
+            secure,
+            keys,
+            lifetimes,
+            access_token_format: cfg.access_token_format,
+            scopes,
+            clients,
+            users,
+            users_by_sub,
+            discovery: Bytes::new(),
+            jwks,
+            secret_cache: SecretCache::default(),
+        };
+        tenant.discovery = Bytes::from(crate::oauth::discovery::document(&tenant).to_string());
+        tenant
+    }
+
+    pub fn client(&self, id: &str) -> Option<&Arc<Client>> {
+        self.clients.get(id)
+    }
+
+    pub fn user(&self, username: &str) -> Option<&Arc<User>> {
+        self.users.get(username)
+    }
+
+    pub fn user_by_sub(&self, sub: &str) -> Option<&Arc<User>> {
+        self.users_by_sub.get(sub)
+    }
+
+    /// An absolute URL of one of this tenant's endpoints (`"/token"`).
+    pub fn endpoint(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+/// `(host[:port], path, https)` of an issuer URL.
+pub fn split_issuer(issuer: &str) -> (String, String, bool) {
+    match url::Url::parse(issuer) {
+        Ok(u) => {
+            let host = match (u.host_str(), u.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_string(),
+                _ => String::new(),
+            };
+            let path = u.path().trim_end_matches('/').to_string();
+            (host.to_ascii_lowercase(), path, u.scheme() == "https")
+        }
+        Err(_) => (String::new(), String::new(), false),
+    }
+}
+
+/// The standard claims OIDC Core §5.4 releases with each built-in scope.
+pub fn standard_claims(scope: &str) -> &'static [&'static str] {
+    match scope {
+        "profile" => &[
+            "name",
+            "family_name",
+            "given_name",
+            "middle_name",
+            "nickname",
+            "preferred_username",
+            "profile",
+            "picture",
+            "website",
+            "gender",
+            "birthdate",
+            "zoneinfo",
+            "locale",
+            "updated_at",
+        ],
+        "email" => &["email", "email_verified"],
+        "address" => &["address"],
+        "phone" => &["phone_number", "phone_number_verified"],
+        _ => &[],
+    }
+}
+
+fn resolve_client(c: &ClientConfig, tenant_lifetimes: &Lifetimes) -> Client {
+    let secret = match (&c.secret, &c.secret_hash) {
+        (Some(s), _) => Some(ClientSecret::Plain(s.clone())),
+        (None, Some(h)) => Some(ClientSecret::Hash(h.clone())),
+        (None, None) => None,
+    };
+    let auth_method = c.token_endpoint_auth_method.unwrap_or(if secret.is_some() {
+        AuthMethod::ClientSecretBasic
+    } else {
+        AuthMethod::None
+    });
+    Client {
+        id: c.id.clone(),
+        name: c.name.clone().unwrap_or_else(|| c.id.clone()),
+        require_pkce: c.require_pkce || secret.is_none(),
+        secret,
+        redirect_uris: c.redirect_uris.clone(),
+        post_logout_redirect_uris: c.post_logout_redirect_uris.clone(),
+        grant_types: c.grant_types.iter().copied().collect(),
+        scopes: c.scopes.clone(),
+        auth_method,
+        skip_consent: c.skip_consent,
+        lifetimes: tenant_lifetimes.overlay(&c.lifetimes),
+        metadata: c.metadata.clone(),
+    }
+}
+
+fn resolve_user(tenant_id: &str, u: &UserConfig) -> User {
+    User {
+        username: u.username.clone(),
+        sub: u
+            .sub
+            .clone()
+            .unwrap_or_else(|| derived_sub(tenant_id, &u.username)),
+        password_hash: u.password_hash.clone(),
+        claims: u.claims.clone(),
+    }
+}
+
+/// A stable subject for a user without an explicit `sub`: the same tenant and
+/// username always give the same value, and it reveals neither.
+pub fn derived_sub(tenant_id: &str, username: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"sesame-sub\0");
+    h.update(tenant_id.as_bytes());
+    h.update([0]);
+    h.update(username.as_bytes());
+    let digest = h.finalize();
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issuer_splits_into_host_and_path() {
+        assert_eq!(
+            split_issuer("http://127.0.0.1:8080/demo"),
+            ("127.0.0.1:8080".into(), "/demo".into(), false)
+        );
+        assert_eq!(
+            split_issuer("https://Login.Acme.com"),
+            ("login.acme.com".into(), "".into(), true)
+        );
+    }
+
+    #[test]
+    fn derived_sub_is_stable_and_tenant_specific() {
+        assert_eq!(derived_sub("demo", "alice"), derived_sub("demo", "alice"));
+        assert_ne!(derived_sub("demo", "alice"), derived_sub("other", "alice"));
+        assert_eq!(derived_sub("demo", "alice").len(), 32);
+    }
+
+    #[test]
+    fn client_lifetimes_overlay_tenant_ones() {
+        let tenant = Lifetimes::default();
+        let overrides = LifetimesConfig {
+            access_token: Some(Duration::from_secs(60)),
+            ..Default::default()
+        };
+        let client = tenant.overlay(&overrides);
+        assert_eq!(client.access_token, Duration::from_secs(60));
+        assert_eq!(client.id_token, tenant.id_token);
+    }
+}

@@ -1,0 +1,144 @@
+//! End-to-end harness: runs the real `sesame` binary with its own YAML and
+//! database in a temp dir, on a free loopback port, and talks HTTP to it.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+#[path = "db.rs"]
+pub mod db;
+
+/// A running sesame process; killed on drop.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+impl Server {
+    /// Start sesame with `yaml`, where `{port}` and `{db}` are replaced by the
+    /// chosen port and database URL. Retries with another port if it was taken.
+    pub fn start(yaml: &str, db_url: &str) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir").keep();
+        Server::start_in(dir, yaml, db_url)
+    }
+
+    pub fn start_in(dir: PathBuf, yaml: &str, db_url: &str) -> Server {
+        let mut last_err = String::new();
+        for _ in 0..5 {
+            let port = free_port();
+            let text = yaml.replace("{port}", &port.to_string()).replace("{db}", db_url);
+            let cfg = dir.join("sesame.yaml");
+            std::fs::write(&cfg, text).expect("write config");
+            match Server::spawn(&dir, &cfg, port) {
+                Ok(s) => return s,
+                Err(e) => last_err = e,
+            }
+        }
+        panic!("sesame did not start: {last_err}");
+    }
+
+    fn spawn(dir: &PathBuf, cfg: &PathBuf, port: u16) -> Result<Server, String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sesame"))
+            .arg("serve")
+            .arg("-c")
+            .arg(cfg)
+            .env("SESAME_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let stdout = child.stdout.take().expect("stdout");
+        let mut stderr_pipe = child.stderr.take().expect("stderr");
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr_pipe.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.starts_with("sesame listening on") {
+                    let _ = tx.send(());
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(()) => Ok(Server {
+                child,
+                port,
+                dir: dir.clone(),
+                stderr,
+            }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                std::thread::sleep(Duration::from_millis(100));
+                Err(stderr.lock().unwrap().clone())
+            }
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// Everything the server logged so far.
+    pub fn logs(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Stop gracefully (SIGTERM) and wait.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that does not follow redirects and keeps cookies (a browser).
+pub fn browser() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
+
+/// An HTTP client without cookies or redirects (an application's back end).
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
