@@ -464,3 +464,367 @@ impl Keyset {
         serde_json::json!({ "keys": self.keys.iter().map(|k| k.public_jwk().clone()).collect::<Vec<_>>() })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openssl::bn::BigNum;
+    use openssl::ecdsa::EcdsaSig;
+    use openssl::hash::MessageDigest;
+    use openssl::rsa::Padding;
+    use openssl::sign::RsaPssSaltlen;
+    use serde_json::json;
+    use std::sync::OnceLock;
+
+    /// One generated key per alg, shared by the tests (RSA generation is slow in debug).
+    pub(crate) fn test_key(alg: Alg) -> SigningKey {
+        static KEYS: OnceLock<Vec<SigningKey>> = OnceLock::new();
+        let keys = KEYS.get_or_init(|| {
+            Alg::ALL
+                .iter()
+                .map(|&a| SigningKey::generate(a).unwrap())
+                .collect()
+        });
+        keys.iter().find(|k| k.alg() == alg).unwrap().clone()
+    }
+
+    fn b64(s: &str) -> Vec<u8> {
+        URL_SAFE_NO_PAD.decode(s).unwrap()
+    }
+
+    fn jwk_str<'a>(key: &'a SigningKey, name: &str) -> &'a str {
+        key.public_jwk()[name].as_str().unwrap()
+    }
+
+    fn split_token(token: &str) -> (String, Vec<u8>) {
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        (input.to_owned(), b64(sig))
+    }
+
+    #[test]
+    fn signing_key_is_send_sync_and_cheap_to_clone() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<SigningKey>();
+        assert_send_sync::<Keyset>();
+        let key = test_key(Alg::ES256);
+        let clone = key.clone();
+        assert!(Arc::ptr_eq(&key.inner, &clone.inner));
+    }
+
+    #[test]
+    fn generate_gives_the_expected_key_types() {
+        assert_eq!(test_key(Alg::RS256).inner.pkey.bits(), 2048);
+        assert_eq!(test_key(Alg::PS256).inner.pkey.bits(), 2048);
+        assert_eq!(test_key(Alg::ES256).public_jwk()["crv"], "P-256");
+        assert_eq!(test_key(Alg::EdDSA).public_jwk()["crv"], "Ed25519");
+        for alg in Alg::ALL {
+            assert_eq!(test_key(alg).alg(), alg);
+        }
+    }
+
+    #[test]
+    fn pkcs8_pem_round_trip_keeps_the_kid() {
+        for alg in Alg::ALL {
+            let key = test_key(alg);
+            let pem = key.to_pkcs8_pem().unwrap();
+            assert!(
+                pem.starts_with("-----BEGIN PRIVATE KEY-----"),
+                "{alg}: {pem}"
+            );
+            let again = SigningKey::from_pem(pem.as_bytes(), alg).unwrap();
+            assert_eq!(again.kid(), key.kid(), "{alg}");
+            assert_eq!(again.public_jwk(), key.public_jwk(), "{alg}");
+        }
+    }
+
+    #[test]
+    fn keygen_pem_loads_back_for_every_alg() {
+        for alg in [Alg::ES256, Alg::EdDSA] {
+            let pem = keygen_pem(alg).unwrap();
+            SigningKey::from_pem(pem.as_bytes(), alg).unwrap();
+        }
+    }
+
+    #[test]
+    fn traditional_pkcs1_rsa_pem_loads() {
+        let key = test_key(Alg::RS256);
+        let pem = key.inner.pkey.rsa().unwrap().private_key_to_pem().unwrap();
+        assert!(String::from_utf8_lossy(&pem).contains("BEGIN RSA PRIVATE KEY"));
+        for alg in [Alg::RS256, Alg::PS256] {
+            let loaded = SigningKey::from_pem(&pem, alg).unwrap();
+            assert_eq!(loaded.kid(), key.kid());
+        }
+    }
+
+    #[test]
+    fn traditional_sec1_ec_pem_loads() {
+        let key = test_key(Alg::ES256);
+        let pem = key
+            .inner
+            .pkey
+            .ec_key()
+            .unwrap()
+            .private_key_to_pem()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&pem).contains("BEGIN EC PRIVATE KEY"));
+        let loaded = SigningKey::from_pem(&pem, Alg::ES256).unwrap();
+        assert_eq!(loaded.kid(), key.kid());
+        // And it signs.
+        loaded.sign_jwt("JWT", &json!({"sub": "x"})).unwrap();
+    }
+
+    fn rejection(pem: &[u8], alg: Alg) -> String {
+        match SigningKey::from_pem(pem, alg) {
+            Ok(_) => panic!("{alg}: key accepted"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn wrong_key_for_alg_is_rejected_with_a_clear_message() {
+        let rsa = test_key(Alg::RS256).to_pkcs8_pem().unwrap();
+        let ec = test_key(Alg::ES256).to_pkcs8_pem().unwrap();
+        let ed = test_key(Alg::EdDSA).to_pkcs8_pem().unwrap();
+
+        let msg = rejection(rsa.as_bytes(), Alg::ES256);
+        assert!(
+            msg.contains("ES256 needs an EC key") && msg.contains("RSA"),
+            "{msg}"
+        );
+        let msg = rejection(ed.as_bytes(), Alg::RS256);
+        assert!(
+            msg.contains("RS256 needs an RSA key") && msg.contains("Ed25519"),
+            "{msg}"
+        );
+        let msg = rejection(ec.as_bytes(), Alg::EdDSA);
+        assert!(msg.contains("EdDSA needs an Ed25519 key"), "{msg}");
+        let msg = rejection(ec.as_bytes(), Alg::PS256);
+        assert!(msg.contains("PS256 needs an RSA key"), "{msg}");
+    }
+
+    #[test]
+    fn p384_key_is_rejected_for_es256() {
+        let group = EcGroup::from_curve_name(Nid::SECP384R1).unwrap();
+        let pkey = PKey::from_ec_key(EcKey::generate(&group).unwrap()).unwrap();
+        let msg = rejection(&pkey.private_key_to_pem_pkcs8().unwrap(), Alg::ES256);
+        assert!(msg.contains("P-256") && msg.contains("secp384r1"), "{msg}");
+        let sec1 = pkey.ec_key().unwrap().private_key_to_pem().unwrap();
+        rejection(&sec1, Alg::ES256);
+    }
+
+    #[test]
+    fn rsa_1024_is_rejected() {
+        let pkey = PKey::from_rsa(Rsa::generate(1024).unwrap()).unwrap();
+        let msg = rejection(&pkey.private_key_to_pem_pkcs8().unwrap(), Alg::RS256);
+        assert!(
+            msg.contains("at least 2048 bits") && msg.contains("1024"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn garbage_public_keys_and_encrypted_keys_are_rejected() {
+        let msg = rejection(b"hello world", Alg::RS256);
+        assert!(msg.contains("not a PEM private key"), "{msg}");
+        rejection(b"", Alg::EdDSA);
+        rejection(&[0xff, 0x00, 0x80, 0x2d], Alg::ES256);
+        let msg = rejection(
+            b"-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
+            Alg::RS256,
+        );
+        assert!(msg.contains("cannot parse"), "{msg}");
+
+        let ec = test_key(Alg::ES256);
+        let public = ec.inner.pkey.public_key_to_pem().unwrap();
+        let msg = rejection(&public, Alg::ES256);
+        assert!(msg.contains("public key"), "{msg}");
+        let rsa_public = test_key(Alg::RS256)
+            .inner
+            .pkey
+            .rsa()
+            .unwrap()
+            .public_key_to_pem_pkcs1()
+            .unwrap();
+        let msg = rejection(&rsa_public, Alg::RS256);
+        assert!(msg.contains("public key"), "{msg}");
+
+        let encrypted = ec
+            .inner
+            .pkey
+            .private_key_to_pem_pkcs8_passphrase(openssl::symm::Cipher::aes_128_cbc(), b"pw")
+            .unwrap();
+        let msg = rejection(&encrypted, Alg::ES256);
+        assert!(msg.contains("encrypted"), "{msg}");
+    }
+
+    #[test]
+    fn public_jwk_has_public_members_only() {
+        for alg in Alg::ALL {
+            let key = test_key(alg);
+            let jwk = key.public_jwk().as_object().unwrap();
+            for private in ["d", "p", "q", "dp", "dq", "qi", "oth", "k"] {
+                assert!(!jwk.contains_key(private), "{alg}: {private} published");
+            }
+            assert_eq!(jwk["use"], "sig");
+            assert_eq!(jwk["alg"], alg.as_str());
+            assert_eq!(jwk["kid"], key.kid());
+            let kty = jwk["kty"].as_str().unwrap();
+            let (kty_want, members): (&str, &[&str]) = match alg {
+                Alg::RS256 | Alg::PS256 => ("RSA", &["n", "e"]),
+                Alg::ES256 => ("EC", &["crv", "x", "y"]),
+                Alg::EdDSA => ("OKP", &["crv", "x"]),
+            };
+            assert_eq!(kty, kty_want);
+            let mut expected: Vec<&str> = ["kty", "use", "alg", "kid"].to_vec();
+            expected.extend_from_slice(members);
+            expected.sort_unstable();
+            let mut have: Vec<&str> = jwk.keys().map(String::as_str).collect();
+            have.sort_unstable();
+            assert_eq!(have, expected, "{alg}");
+        }
+        let ec = test_key(Alg::ES256);
+        assert_eq!(b64(jwk_str(&ec, "x")).len(), 32);
+        assert_eq!(b64(jwk_str(&ec, "y")).len(), 32);
+        assert_eq!(b64(jwk_str(&test_key(Alg::EdDSA), "x")).len(), 32);
+    }
+
+    #[test]
+    fn thumbprint_matches_rfc7638_example() {
+        // RFC 7638 §3.1
+        let n = "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw";
+        let params = rsa_params(b64(n), b64("AQAB")).unwrap();
+        assert_eq!(
+            params.thumbprint(&biscuit::digest::SHA256).unwrap(),
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+        );
+    }
+
+    #[test]
+    fn kid_is_the_thumbprint_of_the_published_members() {
+        // Recompute RFC 7638 by hand (openssl SHA-256) from the published JWK.
+        for alg in Alg::ALL {
+            let key = test_key(alg);
+            let jwk = key.public_jwk();
+            let canonical = match alg {
+                Alg::RS256 | Alg::PS256 => format!(
+                    r#"{{"e":"{}","kty":"RSA","n":"{}"}}"#,
+                    jwk["e"].as_str().unwrap(),
+                    jwk["n"].as_str().unwrap()
+                ),
+                Alg::ES256 => format!(
+                    r#"{{"crv":"P-256","kty":"EC","x":"{}","y":"{}"}}"#,
+                    jwk["x"].as_str().unwrap(),
+                    jwk["y"].as_str().unwrap()
+                ),
+                Alg::EdDSA => format!(
+                    r#"{{"crv":"Ed25519","kty":"OKP","x":"{}"}}"#,
+                    jwk["x"].as_str().unwrap()
+                ),
+            };
+            let want = URL_SAFE_NO_PAD.encode(openssl::sha::sha256(canonical.as_bytes()));
+            assert_eq!(key.kid(), want, "{alg}");
+        }
+    }
+
+    #[test]
+    fn rs256_and_ps256_tokens_verify_with_openssl_from_jwk_n_e() {
+        for alg in [Alg::RS256, Alg::PS256] {
+            let key = test_key(alg);
+            let n = BigNum::from_slice(&b64(jwk_str(&key, "n"))).unwrap();
+            let e = BigNum::from_slice(&b64(jwk_str(&key, "e"))).unwrap();
+            let public = PKey::from_rsa(Rsa::from_public_components(n, e).unwrap()).unwrap();
+            let token = key.sign_jwt("JWT", &json!({"sub": "alice"})).unwrap();
+            let (input, sig) = split_token(&token);
+            let mut verifier = Verifier::new(MessageDigest::sha256(), &public).unwrap();
+            if alg == Alg::PS256 {
+                verifier.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+                verifier
+                    .set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)
+                    .unwrap();
+            }
+            verifier.update(input.as_bytes()).unwrap();
+            assert!(verifier.verify(&sig).unwrap(), "{alg}");
+            // and not over other data
+            let mut verifier = Verifier::new(MessageDigest::sha256(), &public).unwrap();
+            if alg == Alg::PS256 {
+                verifier.set_rsa_padding(Padding::PKCS1_PSS).unwrap();
+            }
+            verifier.update(b"other").unwrap();
+            assert!(!verifier.verify(&sig).unwrap_or(false), "{alg}");
+        }
+    }
+
+    #[test]
+    fn es256_token_verifies_with_openssl_from_jwk_x_y() {
+        let key = test_key(Alg::ES256);
+        let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1).unwrap();
+        let x = BigNum::from_slice(&b64(jwk_str(&key, "x"))).unwrap();
+        let y = BigNum::from_slice(&b64(jwk_str(&key, "y"))).unwrap();
+        let ec = EcKey::from_public_key_affine_coordinates(&group, &x, &y).unwrap();
+        let public = PKey::from_ec_key(ec).unwrap();
+        let token = key.sign_jwt("JWT", &json!({"sub": "alice"})).unwrap();
+        let (input, sig) = split_token(&token);
+        assert_eq!(sig.len(), 64, "JOSE ES256 signatures are r||s, 64 bytes");
+        let (r, s) = sig.split_at(32);
+        let der = EcdsaSig::from_private_components(
+            BigNum::from_slice(r).unwrap(),
+            BigNum::from_slice(s).unwrap(),
+        )
+        .unwrap()
+        .to_der()
+        .unwrap();
+        let mut verifier = Verifier::new(MessageDigest::sha256(), &public).unwrap();
+        verifier.update(input.as_bytes()).unwrap();
+        assert!(verifier.verify(&der).unwrap());
+    }
+
+    #[test]
+    fn eddsa_token_verifies_with_openssl_from_jwk_x() {
+        let key = test_key(Alg::EdDSA);
+        let public =
+            PKey::public_key_from_raw_bytes(&b64(jwk_str(&key, "x")), Id::ED25519).unwrap();
+        let token = key.sign_jwt("JWT", &json!({"sub": "alice"})).unwrap();
+        let (input, sig) = split_token(&token);
+        assert_eq!(sig.len(), 64);
+        let mut verifier = Verifier::new_without_digest(&public).unwrap();
+        assert!(verifier.verify_oneshot(&sig, input.as_bytes()).unwrap());
+    }
+
+    #[test]
+    fn token_header_is_alg_typ_kid() {
+        for alg in Alg::ALL {
+            let key = test_key(alg);
+            let token = key.sign_jwt("at+jwt", &json!({"a": 1})).unwrap();
+            let header = token.split('.').next().unwrap();
+            let header: serde_json::Value = serde_json::from_slice(&b64(header)).unwrap();
+            assert_eq!(
+                header,
+                json!({"alg": alg.as_str(), "typ": "at+jwt", "kid": key.kid()})
+            );
+        }
+    }
+
+    #[test]
+    fn non_object_claims_are_refused() {
+        let key = test_key(Alg::ES256);
+        assert!(key.sign_jwt("JWT", &json!([1, 2])).is_err());
+        assert!(key.sign_jwt("JWT", &json!("x")).is_err());
+    }
+
+    #[test]
+    fn keyset_is_never_empty_and_first_key_signs() {
+        assert!(Keyset::new(vec![]).is_err());
+        let a = test_key(Alg::ES256);
+        let b = test_key(Alg::EdDSA);
+        assert!(Keyset::new(vec![a.clone(), a.clone()]).is_err());
+        let set = Keyset::new(vec![b.clone(), a.clone()]).unwrap();
+        assert_eq!(set.signing().kid(), b.kid());
+        assert_eq!(set.keys().len(), 2);
+        assert_eq!(set.find(a.kid()).unwrap().kid(), a.kid());
+        assert!(set.find("nope").is_none());
+        let jwks = set.jwks();
+        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
+        assert_eq!(jwks["keys"][0]["kid"], b.kid());
+        assert_eq!(Keyset::single(a.clone()).signing().kid(), a.kid());
+    }
+}
