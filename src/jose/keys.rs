@@ -466,7 +466,8 @@ impl Keyset {
 }
 
 #[cfg(test)]
-mod tests {
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+pub(super) mod tests {
     use super::*;
     use openssl::bn::BigNum;
     use openssl::ecdsa::EcdsaSig;
