@@ -281,9 +281,9 @@ mod tests {
             .encode(URL_SAFE_NO_PAD.decode(parts[2]).unwrap());
         for bad in [
             format!("{}!.{}.{}", parts[0], parts[1], parts[2]),
-            format!("{}.{}.{}", parts[0], parts[1], parts[2].replace('-', "+")),
+            format!("{}.{}.+{}", parts[0], parts[1], &parts[2][1..]),
             format!("{}.{}.{}=", parts[0], parts[1], parts[2]),
-            format!("{}.{}.{padded_sig}==", parts[0], parts[1]),
+            format!("{}.{}.{padded_sig}", parts[0], parts[1]),
             format!("{}.{}.{}", "é", parts[1], parts[2]),
             "a.b.c".into(),
         ] {

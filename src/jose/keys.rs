@@ -12,7 +12,7 @@ use biscuit::jwk::{
     OctetKeyPairParameters, PublicKeyUse, RSAKeyParameters, JWK,
 };
 use biscuit::jws::Secret;
-use openssl::bn::BigNumContext;
+use openssl::bn::{BigNum, BigNumContext};
 use openssl::ec::{EcGroup, EcKey, PointConversionForm};
 use openssl::nid::Nid;
 use openssl::pkey::{Id, PKey, Private, Public};
@@ -207,6 +207,13 @@ impl SigningKey {
                     )));
                 }
                 let rsa = pkey.rsa().map_err(ossl("cannot read the RSA key"))?;
+                let min_e = BigNum::from_u32(65537).map_err(ossl("openssl"))?;
+                if rsa.e() < &*min_e {
+                    return Err(key_err(format!(
+                        "{alg} needs an RSA public exponent of at least 65537, this key has {}",
+                        rsa.e()
+                    )));
+                }
                 let params = rsa_params(rsa.n().to_vec(), rsa.e().to_vec())?;
                 let der = pkey
                     .private_key_to_pkcs8()
@@ -621,6 +628,14 @@ pub(super) mod tests {
             msg.contains("at least 2048 bits") && msg.contains("1024"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn rsa_with_small_public_exponent_is_rejected() {
+        let e = BigNum::from_u32(3).unwrap();
+        let pkey = PKey::from_rsa(Rsa::generate_with_e(2048, &e).unwrap()).unwrap();
+        let msg = rejection(&pkey.private_key_to_pem_pkcs8().unwrap(), Alg::RS256);
+        assert!(msg.contains("exponent"), "{msg}");
     }
 
     #[test]
