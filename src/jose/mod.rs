@@ -9,7 +9,9 @@ pub use jwt::{at_hash, verify_jwt, JwtError};
 pub use keys::{keygen_pem, JoseError, Keyset, SigningKey};
 
 /// A JWS signing algorithm sesame can use for ID tokens and JWT access tokens.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize, clap::ValueEnum)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Deserialize, Serialize, clap::ValueEnum,
+)]
 pub enum Alg {
     /// RSASSA-PKCS1-v1_5 with SHA-256 (RSA 2048 bits or more).
     #[default]
