@@ -10,7 +10,7 @@ use super::reply::{self, Reply};
 use super::{pages, App, Request};
 use crate::oauth::authorize::{self, BrowserCookies, Ctx, Outcome, Step};
 use crate::oauth::client_auth::Presented;
-use crate::oauth::{token, userinfo, OAuthError, Params};
+use crate::oauth::{token, userinfo, OAuthError};
 use crate::tenant::Tenant;
 
 fn ctx<'a>(app: &'a App, tenant: &'a Tenant) -> Ctx<'a> {
