@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -20,6 +20,7 @@ mod load;
 mod validate;
 
 pub use load::{load, load_str};
+pub use validate::validate;
 
 /// One configuration problem, named by its YAML path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +36,15 @@ impl std::fmt::Display for ConfigError {
             f.write_str(&self.message)
         } else {
             write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl ConfigError {
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            path: path.into(),
+            message: message.into(),
         }
     }
 }
@@ -71,6 +81,37 @@ pub struct Config {
     /// Directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
+}
+
+impl Config {
+    /// `p` against the config file's directory (absolute paths stay as they are).
+    pub fn resolve(&self, p: &Path) -> PathBuf {
+        self.base_dir.join(p)
+    }
+
+    /// The plugins directory, resolved against the config file's directory.
+    pub fn plugins_dir_path(&self) -> PathBuf {
+        self.resolve(&self.plugins_dir)
+    }
+
+    /// A script path from `plugins:` (tenant or client), resolved against `plugins_dir`.
+    pub fn plugin_path(&self, p: &Path) -> PathBuf {
+        self.plugins_dir_path().join(p)
+    }
+
+    /// The SQLite database file named by `database.url` (`sqlite://data/x.db`,
+    /// `sqlite:///abs/x.db`, `sqlite:x.db`), resolved against the config
+    /// file's directory; `None` for other backends and for `:memory:`.
+    /// A query string (`?mode=rwc`) is not part of the path.
+    pub fn sqlite_path(&self) -> Option<PathBuf> {
+        let rest = self.database.url.strip_prefix("sqlite:")?;
+        let rest = rest.strip_prefix("//").unwrap_or(rest);
+        let rest = rest.split('?').next().unwrap_or(rest);
+        if rest.is_empty() || rest == ":memory:" {
+            return None;
+        }
+        Some(self.resolve(Path::new(rest)))
+    }
 }
 
 fn default_plugins_dir() -> PathBuf {
@@ -287,6 +328,28 @@ pub struct ClientConfig {
     pub metadata: serde_json::Map<String, serde_json::Value>,
 }
 
+impl ClientConfig {
+    /// A public client has neither `secret` nor `secret_hash`.
+    pub fn is_public(&self) -> bool {
+        self.secret.is_none() && self.secret_hash.is_none()
+    }
+
+    /// `token_endpoint_auth_method`, or its default: `client_secret_basic`
+    /// for a confidential client, `none` for a public one.
+    pub fn auth_method(&self) -> AuthMethod {
+        self.token_endpoint_auth_method
+            .unwrap_or(if self.is_public() {
+                AuthMethod::None
+            } else {
+                AuthMethod::ClientSecretBasic
+            })
+    }
+
+    pub fn has_grant(&self, g: GrantType) -> bool {
+        self.grant_types.contains(&g)
+    }
+}
+
 fn default_grant_types() -> Vec<GrantType> {
     vec![GrantType::AuthorizationCode]
 }
@@ -302,5 +365,8 @@ pub const BUILTIN_SCOPES: &[(&str, &str)] = &[
     ("email", "Your email address"),
     ("address", "Your postal address"),
     ("phone", "Your phone number"),
-    ("offline_access", "Stay signed in when you are away (refresh tokens)"),
+    (
+        "offline_access",
+        "Stay signed in when you are away (refresh tokens)",
+    ),
 ];
