@@ -28,9 +28,12 @@ pub enum DbConnection {
 /// backend's driver expects (for SQLite: a file path, resolved against `base_dir`).
 pub(crate) fn parse_url(url: &str, base_dir: &Path) -> Result<(Backend, String), StoreError> {
     let url = url.trim();
-    let (scheme, rest) = url
-        .split_once(':')
-        .ok_or_else(|| StoreError::Config(format!("database url `{}` has no scheme (sqlite:, mysql://, postgres://)", redact(url))))?;
+    let (scheme, rest) = url.split_once(':').ok_or_else(|| {
+        StoreError::Config(format!(
+            "database url `{}` has no scheme (sqlite:, mysql://, postgres://)",
+            redact(url)
+        ))
+    })?;
     let backend = match scheme.to_ascii_lowercase().as_str() {
         "sqlite" => Backend::Sqlite,
         "mysql" | "mariadb" => Backend::Mysql,
@@ -55,17 +58,24 @@ pub(crate) fn parse_url(url: &str, base_dir: &Path) -> Result<(Backend, String),
                 ));
             }
             let path = Path::new(path);
-            let path: PathBuf = if path.is_absolute() { path.to_path_buf() } else { base_dir.join(path) };
+            let path: PathBuf = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base_dir.join(path)
+            };
             if let Some(parent) = path.parent() {
                 if !parent.as_os_str().is_empty() {
                     std::fs::create_dir_all(parent).map_err(|e| {
-                        StoreError::Config(format!("cannot create the folder {} of the SQLite database: {e}", parent.display()))
+                        StoreError::Config(format!(
+                            "cannot create the folder {} of the SQLite database: {e}",
+                            parent.display()
+                        ))
                     })?;
                 }
             }
-            let path = path
-                .to_str()
-                .ok_or_else(|| StoreError::Config(format!("SQLite path {} is not valid UTF-8", path.display())))?;
+            let path = path.to_str().ok_or_else(|| {
+                StoreError::Config(format!("SQLite path {} is not valid UTF-8", path.display()))
+            })?;
             Ok((Backend::Sqlite, path.to_string()))
         }
         Backend::Mysql => Ok((Backend::Mysql, format!("mysql:{rest}"))),
@@ -114,13 +124,21 @@ impl ManageConnection for Manager {
     fn connect(&self) -> Result<DbConnection, Self::Error> {
         let conn: Result<DbConnection, ConnectionError> = match self.backend {
             #[cfg(feature = "sqlite")]
-            Backend::Sqlite => diesel::SqliteConnection::establish(&self.url).map(DbConnection::Sqlite),
+            Backend::Sqlite => {
+                diesel::SqliteConnection::establish(&self.url).map(DbConnection::Sqlite)
+            }
             #[cfg(feature = "mysql")]
-            Backend::Mysql => diesel::MysqlConnection::establish(&self.url).map(DbConnection::Mysql),
+            Backend::Mysql => {
+                diesel::MysqlConnection::establish(&self.url).map(DbConnection::Mysql)
+            }
             #[cfg(feature = "postgres")]
-            Backend::Postgres => diesel::PgConnection::establish(&self.url).map(DbConnection::Postgres),
+            Backend::Postgres => {
+                diesel::PgConnection::establish(&self.url).map(DbConnection::Postgres)
+            }
             #[allow(unreachable_patterns)]
-            other => Err(ConnectionError::BadConnection(format!("{other:?} support is not compiled in"))),
+            other => Err(ConnectionError::BadConnection(format!(
+                "{other:?} support is not compiled in"
+            ))),
         };
         conn.map_err(diesel::r2d2::Error::ConnectionError)
     }
@@ -166,7 +184,9 @@ pub(crate) fn write_tx<T>(
     loop {
         attempt += 1;
         match transaction_once(conn, &mut f) {
-            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _)) if attempt < 5 => {
+            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
+                if attempt < 5 =>
+            {
                 std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
             }
             other => return other,
@@ -204,15 +224,19 @@ fn transaction_once<T>(
 /// anything else `Query`.
 pub(crate) fn query_error(e: DieselError) -> StoreError {
     match &e {
-        DieselError::DatabaseError(DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand, _) => {
-            StoreError::Unavailable(e.to_string())
-        }
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => StoreError::Unavailable(e.to_string()),
         _ => StoreError::Query(e.to_string()),
     }
 }
 
 pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
-    matches!(e, DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _))
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
 }
 
 pub(crate) mod migrations {
@@ -222,11 +246,14 @@ pub(crate) mod migrations {
     use crate::store::StoreError;
 
     #[cfg(feature = "sqlite")]
-    const SQLITE: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/sqlite");
+    const SQLITE: diesel_migrations::EmbeddedMigrations =
+        diesel_migrations::embed_migrations!("migrations/sqlite");
     #[cfg(feature = "mysql")]
-    const MYSQL: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/mysql");
+    const MYSQL: diesel_migrations::EmbeddedMigrations =
+        diesel_migrations::embed_migrations!("migrations/mysql");
     #[cfg(feature = "postgres")]
-    const POSTGRES: diesel_migrations::EmbeddedMigrations = diesel_migrations::embed_migrations!("migrations/postgres");
+    const POSTGRES: diesel_migrations::EmbeddedMigrations =
+        diesel_migrations::embed_migrations!("migrations/postgres");
 
     /// Apply the pending migrations of the connection's backend; returns their versions.
     pub(crate) fn run(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
@@ -245,11 +272,14 @@ pub(crate) mod migrations {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
     fn names(dir: &str) -> Vec<String> {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir);
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dir);
         let mut names: Vec<String> = std::fs::read_dir(&path)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -267,7 +297,11 @@ mod tests {
         for backend in ["sqlite", "mysql", "postgres"] {
             for name in &sqlite {
                 for file in ["up.sql", "down.sql"] {
-                    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(backend).join(name).join(file);
+                    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("migrations")
+                        .join(backend)
+                        .join(name)
+                        .join(file);
                     assert!(p.is_file(), "missing {}", p.display());
                 }
             }
@@ -279,19 +313,32 @@ mod tests {
         let base = Path::new("/nonexistent-base");
         let e = parse_url("redis://x", base).unwrap_err();
         assert!(matches!(e, StoreError::Config(_)));
-        assert!(matches!(parse_url("nothing", base), Err(StoreError::Config(_))));
+        assert!(matches!(
+            parse_url("nothing", base),
+            Err(StoreError::Config(_))
+        ));
         #[cfg(feature = "mysql")]
-        assert_eq!(parse_url("mysql://root@h/db", base).unwrap(), (Backend::Mysql, "mysql://root@h/db".to_string()));
+        assert_eq!(
+            parse_url("mysql://root@h/db", base).unwrap(),
+            (Backend::Mysql, "mysql://root@h/db".to_string())
+        );
         #[cfg(not(feature = "mysql"))]
         match parse_url("mysql://root@h/db", base) {
-            Err(StoreError::Config(m)) => assert!(m.contains("built without the `mysql` feature"), "{m}"),
+            Err(StoreError::Config(m)) => {
+                assert!(m.contains("built without the `mysql` feature"), "{m}")
+            }
             other => panic!("{other:?}"),
         }
         #[cfg(feature = "postgres")]
-        assert_eq!(parse_url("postgresql://u@h/db", base).unwrap().0, Backend::Postgres);
+        assert_eq!(
+            parse_url("postgresql://u@h/db", base).unwrap().0,
+            Backend::Postgres
+        );
         #[cfg(not(feature = "postgres"))]
         match parse_url("postgres://u@h/db", base) {
-            Err(StoreError::Config(m)) => assert!(m.contains("built without the `postgres` feature"), "{m}"),
+            Err(StoreError::Config(m)) => {
+                assert!(m.contains("built without the `postgres` feature"), "{m}")
+            }
             other => panic!("{other:?}"),
         }
         #[cfg(feature = "sqlite")]
@@ -300,7 +347,11 @@ mod tests {
             let (_, p) = parse_url("sqlite://a/b/c.db", dir.path()).unwrap();
             assert_eq!(Path::new(&p), dir.path().join("a/b/c.db"));
             assert!(dir.path().join("a/b").is_dir());
-            let (_, p) = parse_url(&format!("sqlite://{}/d.db", dir.path().display()), Path::new("/elsewhere")).unwrap();
+            let (_, p) = parse_url(
+                &format!("sqlite://{}/d.db", dir.path().display()),
+                Path::new("/elsewhere"),
+            )
+            .unwrap();
             assert_eq!(Path::new(&p), dir.path().join("d.db"));
             assert!(parse_url("sqlite::memory:", dir.path()).is_err());
         }

@@ -57,7 +57,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("backend", &self.backend).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
     }
 }
 
@@ -70,7 +72,12 @@ fn q<T>(r: Result<T, diesel::result::Error>) -> Result<T, StoreError> {
 impl Store {
     /// Build the pool (no connection is required to succeed yet). Relative
     /// SQLite paths resolve against `base_dir`; the SQLite file's folder is created.
-    pub fn connect(url: &str, pool_size: u32, connect_timeout: Duration, base_dir: &Path) -> Result<Store, StoreError> {
+    pub fn connect(
+        url: &str,
+        pool_size: u32,
+        connect_timeout: Duration,
+        base_dir: &Path,
+    ) -> Result<Store, StoreError> {
         let (backend, url) = conn::parse_url(url, base_dir)?;
         let mut builder = Pool::builder()
             .max_size(pool_size.max(1))
@@ -88,7 +95,10 @@ impl Store {
 
     /// Apply pending migrations (blocking); returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        let mut conn = self.pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         conn::migrations::run(&mut conn)
     }
 
@@ -100,7 +110,9 @@ impl Store {
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get().map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let mut conn = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             f(&mut conn)
         })
         .await
@@ -108,13 +120,17 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| q(diesel::sql_query("SELECT 1").execute(conn)).map(|_| ())).await
+        self.run(|conn| q(diesel::sql_query("SELECT 1").execute(conn)).map(|_| ()))
+            .await
     }
 
     /// Store `key` unless the tenant already has one for its alg; return the one that is stored.
     /// Race-safe across nodes: the loser of a concurrent insert hits the
     /// unique (tenant_id, alg) key and returns the winner's key.
-    pub async fn find_or_insert_signing_key(&self, key: StoredKey) -> Result<StoredKey, StoreError> {
+    pub async fn find_or_insert_signing_key(
+        &self,
+        key: StoredKey,
+    ) -> Result<StoredKey, StoreError> {
         use schema::signing_keys::dsl as k;
         self.run(move |conn| {
             let find = |conn: &mut Db| {
@@ -128,14 +144,17 @@ impl Store {
             if let Some(found) = find(conn)? {
                 return Ok(found.into());
             }
-            match diesel::insert_into(k::signing_keys).values(DbKey::from(key.clone())).execute(conn) {
+            match diesel::insert_into(k::signing_keys)
+                .values(DbKey::from(key.clone()))
+                .execute(conn)
+            {
                 Ok(_) => {}
                 Err(e) if is_unique_violation(&e) => {}
                 Err(e) => return Err(query_error(e)),
             }
-            find(conn)?
-                .map(StoredKey::from)
-                .ok_or_else(|| StoreError::Query("signing key vanished right after its insert".into()))
+            find(conn)?.map(StoredKey::from).ok_or_else(|| {
+                StoreError::Query("signing key vanished right after its insert".into())
+            })
         })
         .await
     }
@@ -143,13 +162,21 @@ impl Store {
     pub async fn insert_auth_request(&self, row: AuthRequestRow) -> Result<(), StoreError> {
         use schema::auth_requests::dsl as a;
         self.run(move |conn| {
-            q(diesel::insert_into(a::auth_requests).values(DbAuthRequest::from(row)).execute(conn)).map(|_| ())
+            q(diesel::insert_into(a::auth_requests)
+                .values(DbAuthRequest::from(row))
+                .execute(conn))
+            .map(|_| ())
         })
         .await
     }
 
     /// Unexpired request, or None.
-    pub async fn find_auth_request(&self, tenant_id: &str, hash: TokenHash, now: i64) -> Result<Option<AuthRequestRow>, StoreError> {
+    pub async fn find_auth_request(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+        now: i64,
+    ) -> Result<Option<AuthRequestRow>, StoreError> {
         use schema::auth_requests::dsl as a;
         let tenant = tenant_id.to_string();
         self.run(move |conn| {
@@ -167,12 +194,18 @@ impl Store {
     }
 
     /// True if a request was deleted.
-    pub async fn delete_auth_request(&self, tenant_id: &str, hash: TokenHash) -> Result<bool, StoreError> {
+    pub async fn delete_auth_request(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+    ) -> Result<bool, StoreError> {
         use schema::auth_requests::dsl as a;
         let tenant = tenant_id.to_string();
         self.run(move |conn| {
             q(diesel::delete(
-                a::auth_requests.filter(a::tenant_id.eq(&tenant)).filter(a::request_hash.eq(hash.0.as_slice())),
+                a::auth_requests
+                    .filter(a::tenant_id.eq(&tenant))
+                    .filter(a::request_hash.eq(hash.0.as_slice())),
             )
             .execute(conn))
             .map(|n| n > 0)
@@ -182,12 +215,22 @@ impl Store {
 
     pub async fn insert_session(&self, row: SessionRow) -> Result<(), StoreError> {
         use schema::sessions::dsl as s;
-        self.run(move |conn| q(diesel::insert_into(s::sessions).values(DbSession::from(row)).execute(conn)).map(|_| ()))
-            .await
+        self.run(move |conn| {
+            q(diesel::insert_into(s::sessions)
+                .values(DbSession::from(row))
+                .execute(conn))
+            .map(|_| ())
+        })
+        .await
     }
 
     /// Unexpired, unrevoked session, or None.
-    pub async fn find_session(&self, tenant_id: &str, hash: TokenHash, now: i64) -> Result<Option<SessionRow>, StoreError> {
+    pub async fn find_session(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+        now: i64,
+    ) -> Result<Option<SessionRow>, StoreError> {
         use schema::sessions::dsl as s;
         let tenant = tenant_id.to_string();
         self.run(move |conn| {
@@ -206,7 +249,12 @@ impl Store {
     }
 
     /// True if this call revoked the session (it existed and was not revoked yet).
-    pub async fn revoke_session(&self, tenant_id: &str, hash: TokenHash, now: i64) -> Result<bool, StoreError> {
+    pub async fn revoke_session(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         use schema::sessions::dsl as s;
         let tenant = tenant_id.to_string();
         self.run(move |conn| {
@@ -224,9 +272,18 @@ impl Store {
     }
 
     /// The scopes (space separated) the user already granted the client.
-    pub async fn find_consent(&self, tenant_id: &str, client_id: &str, user_sub: &str) -> Result<Option<String>, StoreError> {
+    pub async fn find_consent(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        user_sub: &str,
+    ) -> Result<Option<String>, StoreError> {
         use schema::consents::dsl as c;
-        let (tenant, client, sub) = (tenant_id.to_string(), client_id.to_string(), user_sub.to_string());
+        let (tenant, client, sub) = (
+            tenant_id.to_string(),
+            client_id.to_string(),
+            user_sub.to_string(),
+        );
         self.run(move |conn| {
             q(c::consents
                 .filter(c::tenant_id.eq(&tenant))
@@ -241,10 +298,21 @@ impl Store {
 
     /// Insert or replace the consent of (tenant, client, user).
     /// (Update, else insert; an insert that loses a race to another insert updates instead.)
-    pub async fn save_consent(&self, tenant_id: &str, client_id: &str, user_sub: &str, scope: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn save_consent(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        user_sub: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         use schema::consents::dsl as c;
-        let (tenant, client, sub, scope) =
-            (tenant_id.to_string(), client_id.to_string(), user_sub.to_string(), scope.to_string());
+        let (tenant, client, sub, scope) = (
+            tenant_id.to_string(),
+            client_id.to_string(),
+            user_sub.to_string(),
+            scope.to_string(),
+        );
         self.run(move |conn| {
             for _ in 0..3 {
                 let updated = q(diesel::update(
@@ -272,7 +340,9 @@ impl Store {
                     Err(e) => return Err(query_error(e)),
                 }
             }
-            Err(StoreError::Query("consent kept changing under concurrent writes".into()))
+            Err(StoreError::Query(
+                "consent kept changing under concurrent writes".into(),
+            ))
         })
         .await
     }
@@ -280,14 +350,22 @@ impl Store {
     pub async fn insert_code(&self, row: CodeRow) -> Result<(), StoreError> {
         use schema::authorization_codes::dsl as c;
         self.run(move |conn| {
-            q(diesel::insert_into(c::authorization_codes).values(DbCode::from(row)).execute(conn)).map(|_| ())
+            q(diesel::insert_into(c::authorization_codes)
+                .values(DbCode::from(row))
+                .execute(conn))
+            .map(|_| ())
         })
         .await
     }
 
     /// Atomically mark the code consumed (`UPDATE … WHERE consumed_at IS NULL`; the row count decides).
     /// Expiry is not checked here: the caller checks the returned row's `expires_at`.
-    pub async fn consume_code(&self, tenant_id: &str, hash: TokenHash, now: i64) -> Result<CodeConsumption, StoreError> {
+    pub async fn consume_code(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+        now: i64,
+    ) -> Result<CodeConsumption, StoreError> {
         use schema::authorization_codes::dsl as c;
         let tenant = tenant_id.to_string();
         self.run(move |conn| {
@@ -318,12 +396,19 @@ impl Store {
     pub async fn insert_refresh_token(&self, row: RefreshTokenRow) -> Result<(), StoreError> {
         use schema::refresh_tokens::dsl as r;
         self.run(move |conn| {
-            q(diesel::insert_into(r::refresh_tokens).values(DbRefreshToken::from(row)).execute(conn)).map(|_| ())
+            q(diesel::insert_into(r::refresh_tokens)
+                .values(DbRefreshToken::from(row))
+                .execute(conn))
+            .map(|_| ())
         })
         .await
     }
 
-    pub async fn find_refresh_token(&self, tenant_id: &str, hash: TokenHash) -> Result<Option<RefreshTokenRow>, StoreError> {
+    pub async fn find_refresh_token(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+    ) -> Result<Option<RefreshTokenRow>, StoreError> {
         use schema::refresh_tokens::dsl as r;
         let tenant = tenant_id.to_string();
         self.run(move |conn| {
@@ -341,11 +426,19 @@ impl Store {
 
     /// In one transaction: mark `old` used if it is unused and unrevoked (the row
     /// count decides), and if so insert `successor`.
-    pub async fn rotate_refresh_token(&self, tenant_id: &str, old: TokenHash, successor: Option<RefreshTokenRow>, now: i64) -> Result<Rotation, StoreError> {
+    pub async fn rotate_refresh_token(
+        &self,
+        tenant_id: &str,
+        old: TokenHash,
+        successor: Option<RefreshTokenRow>,
+        now: i64,
+    ) -> Result<Rotation, StoreError> {
         use schema::refresh_tokens::dsl as r;
         if let Some(next) = &successor {
             if next.tenant_id != tenant_id {
-                return Err(StoreError::Query("successor refresh token belongs to another tenant".into()));
+                return Err(StoreError::Query(
+                    "successor refresh token belongs to another tenant".into(),
+                ));
             }
         }
         let tenant = tenant_id.to_string();
@@ -363,7 +456,9 @@ impl Store {
                 .execute(conn)?;
                 if updated == 1 {
                     if let Some(next) = &successor {
-                        diesel::insert_into(r::refresh_tokens).values(next).execute(conn)?;
+                        diesel::insert_into(r::refresh_tokens)
+                            .values(next)
+                            .execute(conn)?;
                     }
                     return Ok(Rotation::Rotated);
                 }
@@ -374,7 +469,11 @@ impl Store {
                     .first::<i64>(conn)
                     .optional()?
                     .is_some();
-                Ok(if exists { Rotation::AlreadyUsed } else { Rotation::NotFound })
+                Ok(if exists {
+                    Rotation::AlreadyUsed
+                } else {
+                    Rotation::NotFound
+                })
             }))
         })
         .await
@@ -383,12 +482,19 @@ impl Store {
     pub async fn insert_access_token(&self, row: AccessTokenRow) -> Result<(), StoreError> {
         use schema::access_tokens::dsl as t;
         self.run(move |conn| {
-            q(diesel::insert_into(t::access_tokens).values(DbAccessToken::from(row)).execute(conn)).map(|_| ())
+            q(diesel::insert_into(t::access_tokens)
+                .values(DbAccessToken::from(row))
+                .execute(conn))
+            .map(|_| ())
         })
         .await
     }
 
-    pub async fn find_access_token(&self, tenant_id: &str, hash: TokenHash) -> Result<Option<AccessTokenRow>, StoreError> {
+    pub async fn find_access_token(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+    ) -> Result<Option<AccessTokenRow>, StoreError> {
         use schema::access_tokens::dsl as t;
         let tenant = tenant_id.to_string();
         self.run(move |conn| {
@@ -405,7 +511,12 @@ impl Store {
     }
 
     /// True if this call revoked the token (it existed and was not revoked yet).
-    pub async fn revoke_access_token(&self, tenant_id: &str, hash: TokenHash, now: i64) -> Result<bool, StoreError> {
+    pub async fn revoke_access_token(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+        now: i64,
+    ) -> Result<bool, StoreError> {
         use schema::access_tokens::dsl as t;
         let tenant = tenant_id.to_string();
         self.run(move |conn| {
@@ -423,7 +534,12 @@ impl Store {
     }
 
     /// In one transaction: revoke every refresh and access token of the grant (family) and consume its code.
-    pub async fn revoke_grant(&self, tenant_id: &str, grant_id: &str, now: i64) -> Result<(), StoreError> {
+    pub async fn revoke_grant(
+        &self,
+        tenant_id: &str,
+        grant_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
         use schema::access_tokens::dsl as t;
         use schema::authorization_codes::dsl as c;
         use schema::refresh_tokens::dsl as r;
@@ -472,12 +588,17 @@ impl Store {
                     use schema::$table::dsl as d;
                     let mut deleted: u64 = 0;
                     loop {
-                        let keys: Vec<Vec<u8>> =
-                            q(d::$table.filter(d::expires_at.lt($cutoff)).select(d::$key).limit(batch).load(conn))?;
+                        let keys: Vec<Vec<u8>> = q(d::$table
+                            .filter(d::expires_at.lt($cutoff))
+                            .select(d::$key)
+                            .limit(batch)
+                            .load(conn))?;
                         if keys.is_empty() {
                             break;
                         }
-                        let n = q(diesel::delete(d::$table.filter(d::$key.eq_any(&keys))).execute(conn))?;
+                        let n =
+                            q(diesel::delete(d::$table.filter(d::$key.eq_any(&keys)))
+                                .execute(conn))?;
                         deleted += n as u64;
                     }
                     deleted
@@ -486,7 +607,11 @@ impl Store {
             let mut total = 0;
             total += purge!(auth_requests, request_hash, now);
             total += purge!(sessions, session_hash, now);
-            total += purge!(authorization_codes, code_hash, now.saturating_sub(CODE_REPLAY_GRACE_SECS));
+            total += purge!(
+                authorization_codes,
+                code_hash,
+                now.saturating_sub(CODE_REPLAY_GRACE_SECS)
+            );
             total += purge!(refresh_tokens, token_hash, now);
             total += purge!(access_tokens, token_hash, now);
             Ok(total)

@@ -4,7 +4,10 @@
 use diesel::prelude::*;
 
 use super::schema::*;
-use super::{AccessTokenRow, AuthRequestRow, CodeRow, RefreshTokenRow, SessionRow, StoreError, StoredKey, TokenHash};
+use super::{
+    AccessTokenRow, AuthRequestRow, CodeRow, RefreshTokenRow, SessionRow, StoreError, StoredKey,
+    TokenHash,
+};
 
 fn hash(bytes: Vec<u8>) -> Result<TokenHash, StoreError> {
     let len = bytes.len();
@@ -26,13 +29,25 @@ pub(crate) struct DbKey {
 
 impl From<StoredKey> for DbKey {
     fn from(k: StoredKey) -> DbKey {
-        DbKey { tenant_id: k.tenant_id, alg: k.alg, kid: k.kid, private_pem: k.private_pem, created_at: k.created_at }
+        DbKey {
+            tenant_id: k.tenant_id,
+            alg: k.alg,
+            kid: k.kid,
+            private_pem: k.private_pem,
+            created_at: k.created_at,
+        }
     }
 }
 
 impl From<DbKey> for StoredKey {
     fn from(k: DbKey) -> StoredKey {
-        StoredKey { tenant_id: k.tenant_id, alg: k.alg, kid: k.kid, private_pem: k.private_pem, created_at: k.created_at }
+        StoredKey {
+            tenant_id: k.tenant_id,
+            alg: k.alg,
+            kid: k.kid,
+            private_pem: k.private_pem,
+            created_at: k.created_at,
+        }
     }
 }
 

@@ -11,7 +11,7 @@
 //! connection to that server and dropped again when the [`TestDb`] is
 //! dropped (as is the SQLite temp dir), so keep the `TestDb` alive for the
 //! test's duration.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -28,9 +28,15 @@ pub struct TestDb {
 enum Guard {
     Dir(tempfile::TempDir),
     #[cfg(feature = "mysql")]
-    Mysql { server: String, name: String },
+    Mysql {
+        server: String,
+        name: String,
+    },
     #[cfg(feature = "postgres")]
-    Postgres { server: String, name: String },
+    Postgres {
+        server: String,
+        name: String,
+    },
 }
 
 impl TestDb {
@@ -66,7 +72,8 @@ impl Drop for Guard {
             Guard::Postgres { server, name } => {
                 use diesel::connection::{Connection, SimpleConnection};
                 if let Ok(mut c) = diesel::PgConnection::establish(server) {
-                    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+                    let _ = c
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
                 }
             }
         }
@@ -74,7 +81,11 @@ impl Drop for Guard {
 }
 
 fn unique_name() -> String {
-    format!("sesame_t_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "sesame_t_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Every database the environment offers, each fresh and empty.
@@ -82,7 +93,11 @@ pub fn test_databases() -> Vec<TestDb> {
     let mut dbs = Vec::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let url = format!("sqlite://{}", dir.path().join("sesame.db").display());
-    dbs.push(TestDb { backend: "sqlite", url, guard: Guard::Dir(dir) });
+    dbs.push(TestDb {
+        backend: "sqlite",
+        url,
+        guard: Guard::Dir(dir),
+    });
 
     #[cfg(feature = "mysql")]
     if let Some(url) = env_url("SESAME_TEST_MYSQL_URL") {
@@ -125,9 +140,15 @@ fn create_mysql(url: &str) -> TestDb {
     let name = unique_name();
     let mut conn = diesel::MysqlConnection::establish(&server)
         .unwrap_or_else(|e| panic!("connect to SESAME_TEST_MYSQL_URL server {server}: {e}"));
-    conn.batch_execute(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"))
-        .unwrap_or_else(|e| panic!("create mysql database {name}: {e}"));
-    TestDb { backend: "mysql", url: with_path(url, &format!("/{name}")), guard: Guard::Mysql { server, name } }
+    conn.batch_execute(&format!(
+        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    ))
+    .unwrap_or_else(|e| panic!("create mysql database {name}: {e}"));
+    TestDb {
+        backend: "mysql",
+        url: with_path(url, &format!("/{name}")),
+        guard: Guard::Mysql { server, name },
+    }
 }
 
 #[cfg(feature = "postgres")]
@@ -138,13 +159,18 @@ fn create_postgres(url: &str) -> TestDb {
         Ok(c) => (url.to_string(), c),
         Err(_) => {
             let server = with_path(url, "/postgres");
-            let c = diesel::PgConnection::establish(&server)
-                .unwrap_or_else(|e| panic!("connect to SESAME_TEST_POSTGRES_URL server {server}: {e}"));
+            let c = diesel::PgConnection::establish(&server).unwrap_or_else(|e| {
+                panic!("connect to SESAME_TEST_POSTGRES_URL server {server}: {e}")
+            });
             (server, c)
         }
     };
     let name = unique_name();
     conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
         .unwrap_or_else(|e| panic!("create postgres database {name}: {e}"));
-    TestDb { backend: "postgres", url: with_path(url, &format!("/{name}")), guard: Guard::Postgres { server, name } }
+    TestDb {
+        backend: "postgres",
+        url: with_path(url, &format!("/{name}")),
+        guard: Guard::Postgres { server, name },
+    }
 }
