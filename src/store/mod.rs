@@ -16,9 +16,8 @@ use diesel::r2d2::Pool;
 mod conn;
 mod model;
 mod rows;
-pub mod schema;
+mod schema;
 
-pub use conn::DbConnection;
 pub use model::*;
 
 use conn::{is_unique_violation, query_error, write_tx, Manager};
@@ -63,7 +62,7 @@ impl std::fmt::Debug for Store {
     }
 }
 
-type Db = DbConnection;
+type Db = conn::DbConnection;
 
 fn q<T>(r: Result<T, diesel::result::Error>) -> Result<T, StoreError> {
     r.map_err(query_error)
