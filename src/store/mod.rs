@@ -1,13 +1,31 @@
-//! CONTRACT STUB — the store helper implements this with diesel + r2d2,
-//! keeping these signatures (it may add more).
-#![allow(unused_variables, clippy::unimplemented)]
+//! Persistence: one diesel code path over SQLite, MySQL/MariaDB and
+//! PostgreSQL (`DbConnection`, a `MultiConnection`), pooled with r2d2.
+//!
+//! Every async method is one `spawn_blocking` that checks a connection out
+//! inside the closure and does its whole unit of work there. Every lookup
+//! filters on the tenant id. Single use (codes, refresh tokens) is decided
+//! by the affected-row count of a conditional `UPDATE`, so under any race
+//! exactly one caller wins, on one node or many.
 
 use std::path::Path;
 use std::time::Duration;
 
+use diesel::prelude::*;
+use diesel::r2d2::Pool;
+
+mod conn;
 mod model;
+mod rows;
+mod schema;
 
 pub use model::*;
+
+use conn::{is_unique_violation, query_error, write_tx, Manager};
+use rows::{DbAccessToken, DbAuthRequest, DbCode, DbConsent, DbKey, DbRefreshToken, DbSession};
+
+/// How long an expired code is kept so that a late replay is still
+/// recognised as one (and its grant revoked) rather than reported unknown.
+pub const CODE_REPLAY_GRACE_SECS: i64 = 24 * 60 * 60;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -31,89 +49,572 @@ pub enum StoreError {
 }
 
 #[derive(Clone)]
-pub struct Store {}
+pub struct Store {
+    pool: Pool<Manager>,
+    backend: Backend,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish_non_exhaustive()
+    }
+}
+
+type Db = conn::DbConnection;
+
+fn q<T>(r: Result<T, diesel::result::Error>) -> Result<T, StoreError> {
+    r.map_err(query_error)
+}
 
 impl Store {
     /// Build the pool (no connection is required to succeed yet). Relative
     /// SQLite paths resolve against `base_dir`; the SQLite file's folder is created.
-    pub fn connect(url: &str, pool_size: u32, connect_timeout: Duration, base_dir: &Path) -> Result<Store, StoreError> {
-        unimplemented!()
+    pub fn connect(
+        url: &str,
+        pool_size: u32,
+        connect_timeout: Duration,
+        base_dir: &Path,
+    ) -> Result<Store, StoreError> {
+        let (backend, url) = conn::parse_url(url, base_dir)?;
+        let mut builder = Pool::builder()
+            .max_size(pool_size.max(1))
+            .connection_timeout(connect_timeout.max(Duration::from_millis(1)));
+        if backend == Backend::Sqlite {
+            builder = builder.connection_customizer(Box::new(conn::SqlitePragmas));
+        }
+        let pool = builder.build_unchecked(Manager { backend, url });
+        Ok(Store { pool, backend })
     }
+
     pub fn backend(&self) -> Backend {
-        unimplemented!()
+        self.backend
     }
+
     /// Apply pending migrations (blocking); returns the versions applied.
     pub fn migrate(&self) -> Result<Vec<String>, StoreError> {
-        unimplemented!()
+        let mut conn = self
+            .pool
+            .get()
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        conn::migrations::run(&mut conn)
     }
+
+    /// One unit of work on a pooled connection, off the async runtime.
+    async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool
+                .get()
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
-        unimplemented!()
+        self.run(|conn| q(diesel::sql_query("SELECT 1").execute(conn)).map(|_| ()))
+            .await
     }
+
     /// Store `key` unless the tenant already has one for its alg; return the one that is stored.
-    pub async fn find_or_insert_signing_key(&self, key: StoredKey) -> Result<StoredKey, StoreError> {
-        unimplemented!()
+    /// Race-safe across nodes: the loser of a concurrent insert hits the
+    /// unique (tenant_id, alg) key and returns the winner's key.
+    pub async fn find_or_insert_signing_key(
+        &self,
+        key: StoredKey,
+    ) -> Result<StoredKey, StoreError> {
+        use schema::signing_keys::dsl as k;
+        self.run(move |conn| {
+            let find = |conn: &mut Db| {
+                q(k::signing_keys
+                    .filter(k::tenant_id.eq(&key.tenant_id))
+                    .filter(k::alg.eq(&key.alg))
+                    .select(DbKey::as_select())
+                    .first(conn)
+                    .optional())
+            };
+            if let Some(found) = find(conn)? {
+                return Ok(found.into());
+            }
+            match diesel::insert_into(k::signing_keys)
+                .values(DbKey::from(key.clone()))
+                .execute(conn)
+            {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {}
+                Err(e) => return Err(query_error(e)),
+            }
+            find(conn)?.map(StoredKey::from).ok_or_else(|| {
+                StoreError::Query("signing key vanished right after its insert".into())
+            })
+        })
+        .await
     }
+
     pub async fn insert_auth_request(&self, row: AuthRequestRow) -> Result<(), StoreError> {
-        unimplemented!()
+        use schema::auth_requests::dsl as a;
+        self.run(move |conn| {
+            q(diesel::insert_into(a::auth_requests)
+                .values(DbAuthRequest::from(row))
+                .execute(conn))
+            .map(|_| ())
+        })
+        .await
     }
+
     /// Unexpired request, or None.
-    pub async fn find_auth_request(&self, tenant_id: &str, hash: TokenHash, now: i64) -> Result<Option<AuthRequestRow>, StoreError> {
-        unimplemented!()
+    pub async fn find_auth_request(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+        now: i64,
+    ) -> Result<Option<AuthRequestRow>, StoreError> {
+        use schema::auth_requests::dsl as a;
+        let tenant = tenant_id.to_string();
+        self.run(move |conn| {
+            q(a::auth_requests
+                .filter(a::tenant_id.eq(&tenant))
+                .filter(a::request_hash.eq(hash.0.as_slice()))
+                .filter(a::expires_at.gt(now))
+                .select(DbAuthRequest::as_select())
+                .first(conn)
+                .optional())?
+            .map(AuthRequestRow::try_from)
+            .transpose()
+        })
+        .await
     }
-    pub async fn delete_auth_request(&self, tenant_id: &str, hash: TokenHash) -> Result<bool, StoreError> {
-        unimplemented!()
+
+    /// True if a request was deleted.
+    pub async fn delete_auth_request(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+    ) -> Result<bool, StoreError> {
+        use schema::auth_requests::dsl as a;
+        let tenant = tenant_id.to_string();
+        self.run(move |conn| {
+            q(diesel::delete(
+                a::auth_requests
+                    .filter(a::tenant_id.eq(&tenant))
+                    .filter(a::request_hash.eq(hash.0.as_slice())),
+            )
+            .execute(conn))
+            .map(|n| n > 0)
+        })
+        .await
     }
+
     pub async fn insert_session(&self, row: SessionRow) -> Result<(), StoreError> {
-        unimplemented!()
+        use schema::sessions::dsl as s;
+        self.run(move |conn| {
+            q(diesel::insert_into(s::sessions)
+                .values(DbSession::from(row))
+                .execute(conn))
+            .map(|_| ())
+        })
+        .await
     }
+
     /// Unexpired, unrevoked session, or None.
-    pub async fn find_session(&self, tenant_id: &str, hash: TokenHash, now: i64) -> Result<Option<SessionRow>, StoreError> {
-        unimplemented!()
+    pub async fn find_session(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+        now: i64,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        use schema::sessions::dsl as s;
+        let tenant = tenant_id.to_string();
+        self.run(move |conn| {
+            q(s::sessions
+                .filter(s::tenant_id.eq(&tenant))
+                .filter(s::session_hash.eq(hash.0.as_slice()))
+                .filter(s::expires_at.gt(now))
+                .filter(s::revoked_at.is_null())
+                .select(DbSession::as_select())
+                .first(conn)
+                .optional())?
+            .map(SessionRow::try_from)
+            .transpose()
+        })
+        .await
     }
-    pub async fn revoke_session(&self, tenant_id: &str, hash: TokenHash, now: i64) -> Result<bool, StoreError> {
-        unimplemented!()
+
+    /// True if this call revoked the session (it existed and was not revoked yet).
+    pub async fn revoke_session(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        use schema::sessions::dsl as s;
+        let tenant = tenant_id.to_string();
+        self.run(move |conn| {
+            q(diesel::update(
+                s::sessions
+                    .filter(s::tenant_id.eq(&tenant))
+                    .filter(s::session_hash.eq(hash.0.as_slice()))
+                    .filter(s::revoked_at.is_null()),
+            )
+            .set(s::revoked_at.eq(Some(now)))
+            .execute(conn))
+            .map(|n| n > 0)
+        })
+        .await
     }
+
     /// The scopes (space separated) the user already granted the client.
-    pub async fn find_consent(&self, tenant_id: &str, client_id: &str, user_sub: &str) -> Result<Option<String>, StoreError> {
-        unimplemented!()
+    pub async fn find_consent(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        user_sub: &str,
+    ) -> Result<Option<String>, StoreError> {
+        use schema::consents::dsl as c;
+        let (tenant, client, sub) = (
+            tenant_id.to_string(),
+            client_id.to_string(),
+            user_sub.to_string(),
+        );
+        self.run(move |conn| {
+            q(c::consents
+                .filter(c::tenant_id.eq(&tenant))
+                .filter(c::client_id.eq(&client))
+                .filter(c::user_sub.eq(&sub))
+                .select(c::scope)
+                .first::<String>(conn)
+                .optional())
+        })
+        .await
     }
+
     /// Insert or replace the consent of (tenant, client, user).
-    pub async fn save_consent(&self, tenant_id: &str, client_id: &str, user_sub: &str, scope: &str, now: i64) -> Result<(), StoreError> {
-        unimplemented!()
+    /// (Update, else insert; an insert that loses a race to another insert updates instead.)
+    pub async fn save_consent(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        user_sub: &str,
+        scope: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        use schema::consents::dsl as c;
+        let (tenant, client, sub, scope) = (
+            tenant_id.to_string(),
+            client_id.to_string(),
+            user_sub.to_string(),
+            scope.to_string(),
+        );
+        self.run(move |conn| {
+            for _ in 0..3 {
+                let updated = q(diesel::update(
+                    c::consents
+                        .filter(c::tenant_id.eq(&tenant))
+                        .filter(c::client_id.eq(&client))
+                        .filter(c::user_sub.eq(&sub)),
+                )
+                .set((c::scope.eq(&scope), c::updated_at.eq(now)))
+                .execute(conn))?;
+                if updated > 0 {
+                    return Ok(());
+                }
+                let row = DbConsent {
+                    tenant_id: &tenant,
+                    client_id: &client,
+                    user_sub: &sub,
+                    scope: &scope,
+                    created_at: now,
+                    updated_at: now,
+                };
+                match diesel::insert_into(c::consents).values(&row).execute(conn) {
+                    Ok(_) => return Ok(()),
+                    Err(e) if is_unique_violation(&e) => continue,
+                    Err(e) => return Err(query_error(e)),
+                }
+            }
+            Err(StoreError::Query(
+                "consent kept changing under concurrent writes".into(),
+            ))
+        })
+        .await
     }
+
     pub async fn insert_code(&self, row: CodeRow) -> Result<(), StoreError> {
-        unimplemented!()
+        use schema::authorization_codes::dsl as c;
+        self.run(move |conn| {
+            q(diesel::insert_into(c::authorization_codes)
+                .values(DbCode::from(row))
+                .execute(conn))
+            .map(|_| ())
+        })
+        .await
     }
+
     /// Atomically mark the code consumed (`UPDATE … WHERE consumed_at IS NULL`; the row count decides).
-    pub async fn consume_code(&self, tenant_id: &str, hash: TokenHash, now: i64) -> Result<CodeConsumption, StoreError> {
-        unimplemented!()
+    /// Expiry is not checked here: the caller checks the returned row's `expires_at`.
+    pub async fn consume_code(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+        now: i64,
+    ) -> Result<CodeConsumption, StoreError> {
+        use schema::authorization_codes::dsl as c;
+        let tenant = tenant_id.to_string();
+        self.run(move |conn| {
+            let won = q(diesel::update(
+                c::authorization_codes
+                    .filter(c::tenant_id.eq(&tenant))
+                    .filter(c::code_hash.eq(hash.0.as_slice()))
+                    .filter(c::consumed_at.is_null()),
+            )
+            .set(c::consumed_at.eq(Some(now)))
+            .execute(conn))?
+                == 1;
+            let row = q(c::authorization_codes
+                .filter(c::tenant_id.eq(&tenant))
+                .filter(c::code_hash.eq(hash.0.as_slice()))
+                .select(DbCode::as_select())
+                .first(conn)
+                .optional())?;
+            Ok(match row {
+                None => CodeConsumption::NotFound,
+                Some(row) if won => CodeConsumption::Consumed(row.try_into()?),
+                Some(row) => CodeConsumption::AlreadyUsed(row.try_into()?),
+            })
+        })
+        .await
     }
+
     pub async fn insert_refresh_token(&self, row: RefreshTokenRow) -> Result<(), StoreError> {
-        unimplemented!()
+        use schema::refresh_tokens::dsl as r;
+        self.run(move |conn| {
+            q(diesel::insert_into(r::refresh_tokens)
+                .values(DbRefreshToken::from(row))
+                .execute(conn))
+            .map(|_| ())
+        })
+        .await
     }
-    pub async fn find_refresh_token(&self, tenant_id: &str, hash: TokenHash) -> Result<Option<RefreshTokenRow>, StoreError> {
-        unimplemented!()
+
+    pub async fn find_refresh_token(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+    ) -> Result<Option<RefreshTokenRow>, StoreError> {
+        use schema::refresh_tokens::dsl as r;
+        let tenant = tenant_id.to_string();
+        self.run(move |conn| {
+            q(r::refresh_tokens
+                .filter(r::tenant_id.eq(&tenant))
+                .filter(r::token_hash.eq(hash.0.as_slice()))
+                .select(DbRefreshToken::as_select())
+                .first(conn)
+                .optional())?
+            .map(RefreshTokenRow::try_from)
+            .transpose()
+        })
+        .await
     }
+
     /// In one transaction: mark `old` used if it is unused and unrevoked (the row
     /// count decides), and if so insert `successor`.
-    pub async fn rotate_refresh_token(&self, tenant_id: &str, old: TokenHash, successor: Option<RefreshTokenRow>, now: i64) -> Result<Rotation, StoreError> {
-        unimplemented!()
+    pub async fn rotate_refresh_token(
+        &self,
+        tenant_id: &str,
+        old: TokenHash,
+        successor: Option<RefreshTokenRow>,
+        now: i64,
+    ) -> Result<Rotation, StoreError> {
+        use schema::refresh_tokens::dsl as r;
+        if let Some(next) = &successor {
+            if next.tenant_id != tenant_id {
+                return Err(StoreError::Query(
+                    "successor refresh token belongs to another tenant".into(),
+                ));
+            }
+        }
+        let tenant = tenant_id.to_string();
+        let successor = successor.map(DbRefreshToken::from);
+        self.run(move |conn| {
+            q(write_tx(conn, |conn| {
+                let updated = diesel::update(
+                    r::refresh_tokens
+                        .filter(r::tenant_id.eq(&tenant))
+                        .filter(r::token_hash.eq(old.0.as_slice()))
+                        .filter(r::used_at.is_null())
+                        .filter(r::revoked_at.is_null()),
+                )
+                .set(r::used_at.eq(Some(now)))
+                .execute(conn)?;
+                if updated == 1 {
+                    if let Some(next) = &successor {
+                        diesel::insert_into(r::refresh_tokens)
+                            .values(next)
+                            .execute(conn)?;
+                    }
+                    return Ok(Rotation::Rotated);
+                }
+                let exists = r::refresh_tokens
+                    .filter(r::tenant_id.eq(&tenant))
+                    .filter(r::token_hash.eq(old.0.as_slice()))
+                    .select(r::created_at)
+                    .first::<i64>(conn)
+                    .optional()?
+                    .is_some();
+                Ok(if exists {
+                    Rotation::AlreadyUsed
+                } else {
+                    Rotation::NotFound
+                })
+            }))
+        })
+        .await
     }
+
     pub async fn insert_access_token(&self, row: AccessTokenRow) -> Result<(), StoreError> {
-        unimplemented!()
+        use schema::access_tokens::dsl as t;
+        self.run(move |conn| {
+            q(diesel::insert_into(t::access_tokens)
+                .values(DbAccessToken::from(row))
+                .execute(conn))
+            .map(|_| ())
+        })
+        .await
     }
-    pub async fn find_access_token(&self, tenant_id: &str, hash: TokenHash) -> Result<Option<AccessTokenRow>, StoreError> {
-        unimplemented!()
+
+    pub async fn find_access_token(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+    ) -> Result<Option<AccessTokenRow>, StoreError> {
+        use schema::access_tokens::dsl as t;
+        let tenant = tenant_id.to_string();
+        self.run(move |conn| {
+            q(t::access_tokens
+                .filter(t::tenant_id.eq(&tenant))
+                .filter(t::token_hash.eq(hash.0.as_slice()))
+                .select(DbAccessToken::as_select())
+                .first(conn)
+                .optional())?
+            .map(AccessTokenRow::try_from)
+            .transpose()
+        })
+        .await
     }
-    pub async fn revoke_access_token(&self, tenant_id: &str, hash: TokenHash, now: i64) -> Result<bool, StoreError> {
-        unimplemented!()
+
+    /// True if this call revoked the token (it existed and was not revoked yet).
+    pub async fn revoke_access_token(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        use schema::access_tokens::dsl as t;
+        let tenant = tenant_id.to_string();
+        self.run(move |conn| {
+            q(diesel::update(
+                t::access_tokens
+                    .filter(t::tenant_id.eq(&tenant))
+                    .filter(t::token_hash.eq(hash.0.as_slice()))
+                    .filter(t::revoked_at.is_null()),
+            )
+            .set(t::revoked_at.eq(Some(now)))
+            .execute(conn))
+            .map(|n| n > 0)
+        })
+        .await
     }
+
     /// In one transaction: revoke every refresh and access token of the grant (family) and consume its code.
-    pub async fn revoke_grant(&self, tenant_id: &str, grant_id: &str, now: i64) -> Result<(), StoreError> {
-        unimplemented!()
+    pub async fn revoke_grant(
+        &self,
+        tenant_id: &str,
+        grant_id: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        use schema::access_tokens::dsl as t;
+        use schema::authorization_codes::dsl as c;
+        use schema::refresh_tokens::dsl as r;
+        let (tenant, grant) = (tenant_id.to_string(), grant_id.to_string());
+        self.run(move |conn| {
+            q(write_tx(conn, |conn| {
+                diesel::update(
+                    r::refresh_tokens
+                        .filter(r::tenant_id.eq(&tenant))
+                        .filter(r::grant_id.eq(&grant))
+                        .filter(r::revoked_at.is_null()),
+                )
+                .set(r::revoked_at.eq(Some(now)))
+                .execute(conn)?;
+                diesel::update(
+                    t::access_tokens
+                        .filter(t::tenant_id.eq(&tenant))
+                        .filter(t::grant_id.eq(&grant))
+                        .filter(t::revoked_at.is_null()),
+                )
+                .set(t::revoked_at.eq(Some(now)))
+                .execute(conn)?;
+                diesel::update(
+                    c::authorization_codes
+                        .filter(c::tenant_id.eq(&tenant))
+                        .filter(c::grant_id.eq(&grant))
+                        .filter(c::consumed_at.is_null()),
+                )
+                .set(c::consumed_at.eq(Some(now)))
+                .execute(conn)?;
+                Ok(())
+            }))
+        })
+        .await
     }
+
     /// Delete rows expired before `now` (in batches of `batch`); returns how many went.
+    /// Codes are kept [`CODE_REPLAY_GRACE_SECS`] past their expiry. Signing
+    /// keys and consents never expire.
     pub async fn purge_expired(&self, now: i64, batch: u32) -> Result<u64, StoreError> {
-        unimplemented!()
+        let batch = i64::from(batch.max(1));
+        self.run(move |conn| {
+            // Select up to `batch` primary keys, delete those, until none are left.
+            macro_rules! purge {
+                ($table:ident, $key:ident, $cutoff:expr) => {{
+                    use schema::$table::dsl as d;
+                    let mut deleted: u64 = 0;
+                    loop {
+                        let keys: Vec<Vec<u8>> = q(d::$table
+                            .filter(d::expires_at.lt($cutoff))
+                            .select(d::$key)
+                            .limit(batch)
+                            .load(conn))?;
+                        if keys.is_empty() {
+                            break;
+                        }
+                        let n =
+                            q(diesel::delete(d::$table.filter(d::$key.eq_any(&keys)))
+                                .execute(conn))?;
+                        deleted += n as u64;
+                    }
+                    deleted
+                }};
+            }
+            let mut total = 0;
+            total += purge!(auth_requests, request_hash, now);
+            total += purge!(sessions, session_hash, now);
+            total += purge!(
+                authorization_codes,
+                code_hash,
+                now.saturating_sub(CODE_REPLAY_GRACE_SECS)
+            );
+            total += purge!(refresh_tokens, token_hash, now);
+            total += purge!(access_tokens, token_hash, now);
+            Ok(total)
+        })
+        .await
     }
 }

@@ -1,0 +1,364 @@
+//! Connections: the multi-backend connection type, URL parsing, the r2d2
+//! manager, SQLite pragmas, migrations, transactions and error mapping.
+
+use std::path::{Path, PathBuf};
+
+use diesel::connection::{Connection, SimpleConnection, TransactionManager};
+use diesel::r2d2::{CustomizeConnection, ManageConnection, R2D2Connection};
+use diesel::result::{ConnectionError, DatabaseErrorKind, Error as DieselError};
+
+use super::{Backend, StoreError};
+
+#[cfg(not(any(feature = "sqlite", feature = "mysql", feature = "postgres")))]
+compile_error!("sesame needs at least one database feature: `sqlite`, `mysql` or `postgres`");
+
+/// One connection of whichever backend the URL named. Every query in the
+/// store is written once against this type.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    #[cfg(feature = "sqlite")]
+    Sqlite(diesel::SqliteConnection),
+    #[cfg(feature = "mysql")]
+    Mysql(diesel::MysqlConnection),
+    #[cfg(feature = "postgres")]
+    Postgres(diesel::PgConnection),
+}
+
+/// Pick the backend from the URL scheme and turn the URL into what that
+/// backend's driver expects (for SQLite: a file path, resolved against `base_dir`).
+pub(crate) fn parse_url(url: &str, base_dir: &Path) -> Result<(Backend, String), StoreError> {
+    let url = url.trim();
+    let (scheme, rest) = url.split_once(':').ok_or_else(|| {
+        StoreError::Config(format!(
+            "database url `{}` has no scheme (sqlite:, mysql://, postgres://)",
+            redact(url)
+        ))
+    })?;
+    let backend = match scheme.to_ascii_lowercase().as_str() {
+        "sqlite" => Backend::Sqlite,
+        "mysql" | "mariadb" => Backend::Mysql,
+        "postgres" | "postgresql" => Backend::Postgres,
+        other => {
+            return Err(StoreError::Config(format!(
+                "unsupported database url scheme `{other}:` (expected sqlite:, mysql:// or postgres://)"
+            )))
+        }
+    };
+    require_feature(backend)?;
+    match backend {
+        Backend::Sqlite => {
+            let path = rest.strip_prefix("//").unwrap_or(rest);
+            let path = path.split('?').next().unwrap_or(path);
+            if path.is_empty() {
+                return Err(StoreError::Config("sqlite url names no file".into()));
+            }
+            if path == ":memory:" || path.contains("mode=memory") {
+                return Err(StoreError::Config(
+                    "in-memory SQLite is not supported (every pooled connection would see its own database)".into(),
+                ));
+            }
+            let path = Path::new(path);
+            let path: PathBuf = if path.is_absolute() {
+                path.to_path_buf()
+            } else {
+                base_dir.join(path)
+            };
+            if let Some(parent) = path.parent() {
+                if !parent.as_os_str().is_empty() {
+                    std::fs::create_dir_all(parent).map_err(|e| {
+                        StoreError::Config(format!(
+                            "cannot create the folder {} of the SQLite database: {e}",
+                            parent.display()
+                        ))
+                    })?;
+                }
+            }
+            let path = path.to_str().ok_or_else(|| {
+                StoreError::Config(format!("SQLite path {} is not valid UTF-8", path.display()))
+            })?;
+            Ok((Backend::Sqlite, path.to_string()))
+        }
+        Backend::Mysql => Ok((Backend::Mysql, format!("mysql:{rest}"))),
+        Backend::Postgres => Ok((Backend::Postgres, url.to_string())),
+    }
+}
+
+fn require_feature(backend: Backend) -> Result<(), StoreError> {
+    let (compiled, feature) = match backend {
+        Backend::Sqlite => (cfg!(feature = "sqlite"), "sqlite"),
+        Backend::Mysql => (cfg!(feature = "mysql"), "mysql"),
+        Backend::Postgres => (cfg!(feature = "postgres"), "postgres"),
+    };
+    if compiled {
+        Ok(())
+    } else {
+        Err(StoreError::Config(format!(
+            "the database url is for {backend:?}, but sesame was built without the `{feature}` feature (rebuild with `--features {feature}`)"
+        )))
+    }
+}
+
+/// `user:password@` → `user:***@`, for error messages.
+pub(crate) fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Opens connections of the backend chosen from the URL. (diesel's
+/// `ConnectionManager<DbConnection>` would try every compiled-in backend in
+/// turn and hide why the right one failed.)
+pub(crate) struct Manager {
+    pub backend: Backend,
+    pub url: String,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        let conn: Result<DbConnection, ConnectionError> = match self.backend {
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite => {
+                diesel::SqliteConnection::establish(&self.url).map(DbConnection::Sqlite)
+            }
+            #[cfg(feature = "mysql")]
+            Backend::Mysql => {
+                diesel::MysqlConnection::establish(&self.url).map(DbConnection::Mysql)
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                diesel::PgConnection::establish(&self.url).map(DbConnection::Postgres)
+            }
+            #[allow(unreachable_patterns)]
+            other => Err(ConnectionError::BadConnection(format!(
+                "{other:?} support is not compiled in"
+            ))),
+        };
+        conn.map_err(diesel::r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        R2D2Connection::ping(conn).map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        std::thread::panicking() || R2D2Connection::is_broken(conn)
+    }
+}
+
+/// SQLite settings, applied to every new connection.
+#[derive(Debug)]
+pub(crate) struct SqlitePragmas;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        #[cfg(feature = "sqlite")]
+        #[allow(irrefutable_let_patterns)]
+        if let DbConnection::Sqlite(c) = conn {
+            // busy_timeout first: switching to WAL may itself wait for a lock.
+            c.batch_execute(
+                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        let _ = conn;
+        Ok(())
+    }
+}
+
+/// Run `f` in a write transaction. On SQLite it starts with `BEGIN IMMEDIATE`
+/// so the write lock is taken up front (no deadlock between readers that
+/// want to upgrade). A deadlock / serialization failure is retried a few times.
+pub(crate) fn write_tx<T>(
+    conn: &mut DbConnection,
+    mut f: impl FnMut(&mut DbConnection) -> Result<T, DieselError>,
+) -> Result<T, DieselError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match transaction_once(conn, &mut f) {
+            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
+                if attempt < 5 =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
+            }
+            other => return other,
+        }
+    }
+}
+
+fn transaction_once<T>(
+    conn: &mut DbConnection,
+    f: &mut impl FnMut(&mut DbConnection) -> Result<T, DieselError>,
+) -> Result<T, DieselError> {
+    match conn {
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(c) => {
+            diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        #[allow(unreachable_patterns)]
+        _ => <DbConnection as TransactionManager<DbConnection>>::begin_transaction(conn)?,
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(e) => {
+            // A failed rollback leaves the transaction manager broken, and
+            // r2d2 then drops the connection instead of reusing it.
+            let _ = <DbConnection as TransactionManager<DbConnection>>::rollback_transaction(conn);
+            Err(e)
+        }
+    }
+}
+
+/// A diesel error as a store error: a lost connection is `Unavailable`,
+/// anything else `Query`.
+pub(crate) fn query_error(e: DieselError) -> StoreError {
+    match &e {
+        DieselError::DatabaseError(
+            DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+            _,
+        ) => StoreError::Unavailable(e.to_string()),
+        _ => StoreError::Query(e.to_string()),
+    }
+}
+
+pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
+    matches!(
+        e,
+        DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)
+    )
+}
+
+pub(crate) mod migrations {
+    use diesel_migrations::MigrationHarness;
+
+    use super::DbConnection;
+    use crate::store::StoreError;
+
+    #[cfg(feature = "sqlite")]
+    const SQLITE: diesel_migrations::EmbeddedMigrations =
+        diesel_migrations::embed_migrations!("migrations/sqlite");
+    #[cfg(feature = "mysql")]
+    const MYSQL: diesel_migrations::EmbeddedMigrations =
+        diesel_migrations::embed_migrations!("migrations/mysql");
+    #[cfg(feature = "postgres")]
+    const POSTGRES: diesel_migrations::EmbeddedMigrations =
+        diesel_migrations::embed_migrations!("migrations/postgres");
+
+    /// Apply the pending migrations of the connection's backend; returns their versions.
+    pub(crate) fn run(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+        let applied = match conn {
+            #[cfg(feature = "sqlite")]
+            DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE),
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(c) => c.run_pending_migrations(MYSQL),
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(c) => c.run_pending_migrations(POSTGRES),
+        };
+        applied
+            .map(|versions| versions.iter().map(|v| v.to_string()).collect())
+            .map_err(|e| StoreError::Migration(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn names(dir: &str) -> Vec<String> {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("migrations")
+            .join(dir);
+        let mut names: Vec<String> = std::fs::read_dir(&path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn migration_folders_match() {
+        let sqlite = names("sqlite");
+        assert!(!sqlite.is_empty());
+        assert_eq!(sqlite, names("mysql"));
+        assert_eq!(sqlite, names("postgres"));
+        for backend in ["sqlite", "mysql", "postgres"] {
+            for name in &sqlite {
+                for file in ["up.sql", "down.sql"] {
+                    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+                        .join("migrations")
+                        .join(backend)
+                        .join(name)
+                        .join(file);
+                    assert!(p.is_file(), "missing {}", p.display());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn urls() {
+        let base = Path::new("/nonexistent-base");
+        let e = parse_url("redis://x", base).unwrap_err();
+        assert!(matches!(e, StoreError::Config(_)));
+        assert!(matches!(
+            parse_url("nothing", base),
+            Err(StoreError::Config(_))
+        ));
+        #[cfg(feature = "mysql")]
+        assert_eq!(
+            parse_url("mysql://root@h/db", base).unwrap(),
+            (Backend::Mysql, "mysql://root@h/db".to_string())
+        );
+        #[cfg(not(feature = "mysql"))]
+        match parse_url("mysql://root@h/db", base) {
+            Err(StoreError::Config(m)) => {
+                assert!(m.contains("built without the `mysql` feature"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        #[cfg(feature = "postgres")]
+        assert_eq!(
+            parse_url("postgresql://u@h/db", base).unwrap().0,
+            Backend::Postgres
+        );
+        #[cfg(not(feature = "postgres"))]
+        match parse_url("postgres://u@h/db", base) {
+            Err(StoreError::Config(m)) => {
+                assert!(m.contains("built without the `postgres` feature"), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+        #[cfg(feature = "sqlite")]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            let (_, p) = parse_url("sqlite://a/b/c.db", dir.path()).unwrap();
+            assert_eq!(Path::new(&p), dir.path().join("a/b/c.db"));
+            assert!(dir.path().join("a/b").is_dir());
+            let (_, p) = parse_url(
+                &format!("sqlite://{}/d.db", dir.path().display()),
+                Path::new("/elsewhere"),
+            )
+            .unwrap();
+            assert_eq!(Path::new(&p), dir.path().join("d.db"));
+            assert!(parse_url("sqlite::memory:", dir.path()).is_err());
+        }
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+    }
+}

@@ -1,0 +1,176 @@
+//! Real databases for tests, one fresh database per call so tests never see
+//! each other's rows. Include it with `#[path = "common/db.rs"] mod db;`.
+//!
+//! - SQLite: always; a file in a new temp dir.
+//! - MySQL/MariaDB: when `SESAME_TEST_MYSQL_URL` is set (e.g.
+//!   `mysql://root@127.0.0.1:3306/sesame_test`) and the `mysql` feature is on.
+//! - PostgreSQL: when `SESAME_TEST_POSTGRES_URL` is set (e.g.
+//!   `postgres://postgres@127.0.0.1:5432/sesame_test`) and the `postgres` feature is on.
+//!
+//! For a server, a database `sesame_t_<pid>_<n>` is created through a
+//! connection to that server and dropped again when the [`TestDb`] is
+//! dropped (as is the SQLite temp dir), so keep the `TestDb` alive for the
+//! test's duration.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty database. Deleted on drop.
+pub struct TestDb {
+    /// "sqlite", "mysql" or "postgres".
+    pub backend: &'static str,
+    pub url: String,
+    guard: Guard,
+}
+
+enum Guard {
+    Dir(tempfile::TempDir),
+    #[cfg(feature = "mysql")]
+    Mysql {
+        server: String,
+        name: String,
+    },
+    #[cfg(feature = "postgres")]
+    Postgres {
+        server: String,
+        name: String,
+    },
+}
+
+impl TestDb {
+    /// Where relative SQLite paths should resolve (a temp dir for SQLite,
+    /// the system temp dir otherwise).
+    pub fn base_dir(&self) -> std::path::PathBuf {
+        match &self.guard {
+            Guard::Dir(dir) => dir.path().to_path_buf(),
+            #[allow(unreachable_patterns)]
+            _ => std::env::temp_dir(),
+        }
+    }
+}
+
+impl std::fmt::Debug for TestDb {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({})", self.backend, self.url)
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        match self {
+            Guard::Dir(_) => {}
+            #[cfg(feature = "mysql")]
+            Guard::Mysql { server, name } => {
+                use diesel::connection::{Connection, SimpleConnection};
+                if let Ok(mut c) = diesel::MysqlConnection::establish(server) {
+                    let _ = c.batch_execute(&format!("DROP DATABASE IF EXISTS `{name}`"));
+                }
+            }
+            #[cfg(feature = "postgres")]
+            Guard::Postgres { server, name } => {
+                use diesel::connection::{Connection, SimpleConnection};
+                if let Ok(mut c) = diesel::PgConnection::establish(server) {
+                    let _ = c
+                        .batch_execute(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"));
+                }
+            }
+        }
+    }
+}
+
+fn unique_name() -> String {
+    format!(
+        "sesame_t_{}_{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Every database the environment offers, each fresh and empty.
+pub fn test_databases() -> Vec<TestDb> {
+    let mut dbs = Vec::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("sesame.db").display());
+    dbs.push(TestDb {
+        backend: "sqlite",
+        url,
+        guard: Guard::Dir(dir),
+    });
+
+    #[cfg(feature = "mysql")]
+    if let Some(url) = env_url("SESAME_TEST_MYSQL_URL") {
+        dbs.push(create_mysql(&url));
+    }
+    #[cfg(feature = "postgres")]
+    if let Some(url) = env_url("SESAME_TEST_POSTGRES_URL") {
+        dbs.push(create_postgres(&url));
+    }
+    dbs
+}
+
+/// Same as [`test_databases`], as `(backend, url)` pairs. The databases are
+/// leaked (the SQLite temp dir stays in /tmp, server databases are not dropped).
+pub fn test_database_urls() -> Vec<(&'static str, String)> {
+    test_databases()
+        .into_iter()
+        .map(|db| {
+            let pair = (db.backend, db.url.clone());
+            std::mem::forget(db);
+            pair
+        })
+        .collect()
+}
+
+fn env_url(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn with_path(url: &str, path: &str) -> String {
+    let mut u = url::Url::parse(url).expect("test database url");
+    u.set_path(path);
+    u.to_string()
+}
+
+#[cfg(feature = "mysql")]
+fn create_mysql(url: &str) -> TestDb {
+    use diesel::connection::{Connection, SimpleConnection};
+    let server = with_path(url, "");
+    let name = unique_name();
+    let mut conn = diesel::MysqlConnection::establish(&server)
+        .unwrap_or_else(|e| panic!("connect to SESAME_TEST_MYSQL_URL server {server}: {e}"));
+    conn.batch_execute(&format!(
+        "CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+    ))
+    .unwrap_or_else(|e| panic!("create mysql database {name}: {e}"));
+    TestDb {
+        backend: "mysql",
+        url: with_path(url, &format!("/{name}")),
+        guard: Guard::Mysql { server, name },
+    }
+}
+
+#[cfg(feature = "postgres")]
+fn create_postgres(url: &str) -> TestDb {
+    use diesel::connection::{Connection, SimpleConnection};
+    // The database named in the URL may not exist: fall back to `postgres`.
+    let (server, mut conn) = match diesel::PgConnection::establish(url) {
+        Ok(c) => (url.to_string(), c),
+        Err(_) => {
+            let server = with_path(url, "/postgres");
+            let c = diesel::PgConnection::establish(&server).unwrap_or_else(|e| {
+                panic!("connect to SESAME_TEST_POSTGRES_URL server {server}: {e}")
+            });
+            (server, c)
+        }
+    };
+    let name = unique_name();
+    conn.batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .unwrap_or_else(|e| panic!("create postgres database {name}: {e}"));
+    TestDb {
+        backend: "postgres",
+        url: with_path(url, &format!("/{name}")),
+        guard: Guard::Postgres { server, name },
+    }
+}

@@ -1,0 +1,960 @@
+//! The store against real databases: SQLite always, MySQL/MariaDB and
+//! PostgreSQL when `SESAME_TEST_MYSQL_URL` / `SESAME_TEST_POSTGRES_URL` are set
+//! (and the features compiled in).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "common/db.rs"]
+mod db;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sesame::store::*;
+
+const NOW: i64 = 1_700_000_000;
+const A: &str = "tenant-a";
+const B: &str = "tenant-b";
+
+/// Every test database, connected and migrated.
+fn stores() -> Vec<(db::TestDb, Store)> {
+    db::test_databases()
+        .into_iter()
+        .map(|tdb| {
+            let store = Store::connect(&tdb.url, 8, Duration::from_secs(30), &tdb.base_dir())
+                .unwrap_or_else(|e| panic!("{tdb:?}: {e}"));
+            let applied = store.migrate().unwrap_or_else(|e| panic!("{tdb:?}: {e}"));
+            assert!(
+                !applied.is_empty(),
+                "{tdb:?}: nothing applied on a fresh database"
+            );
+            (tdb, store)
+        })
+        .collect()
+}
+
+fn h(s: &str) -> TokenHash {
+    TokenHash::of(s)
+}
+
+fn code(tenant: &str, secret: &str, grant: &str) -> CodeRow {
+    CodeRow {
+        tenant_id: tenant.into(),
+        code_hash: h(secret),
+        grant_id: grant.into(),
+        client_id: "client-1".into(),
+        user_sub: "alice".into(),
+        redirect_uri: "https://rp.example/cb".into(),
+        scope: "openid profile".into(),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        code_challenge: None,
+        code_challenge_method: None,
+        auth_time: NOW - 10,
+        refresh_token: true,
+        created_at: NOW,
+        expires_at: NOW + 60,
+        consumed_at: None,
+    }
+}
+
+fn refresh(tenant: &str, secret: &str, grant: &str, parent: Option<&str>) -> RefreshTokenRow {
+    RefreshTokenRow {
+        tenant_id: tenant.into(),
+        token_hash: h(secret),
+        grant_id: grant.into(),
+        parent_hash: parent.map(h),
+        client_id: "client-1".into(),
+        user_sub: "alice".into(),
+        scope: "openid offline_access".into(),
+        auth_time: NOW - 10,
+        created_at: NOW,
+        expires_at: NOW + 3600,
+        family_expires_at: NOW + 86400,
+        used_at: None,
+        revoked_at: None,
+    }
+}
+
+fn access(tenant: &str, secret: &str, grant: &str) -> AccessTokenRow {
+    AccessTokenRow {
+        tenant_id: tenant.into(),
+        token_hash: h(secret),
+        grant_id: grant.into(),
+        client_id: "client-1".into(),
+        user_sub: Some("alice".into()),
+        scope: "openid".into(),
+        jwt: false,
+        created_at: NOW,
+        expires_at: NOW + 300,
+        revoked_at: None,
+    }
+}
+
+fn key(tenant: &str, alg: &str, kid: &str) -> StoredKey {
+    StoredKey {
+        tenant_id: tenant.into(),
+        alg: alg.into(),
+        kid: kid.into(),
+        private_pem: format!("-----BEGIN PRIVATE KEY-----\n{kid}\n-----END PRIVATE KEY-----\n"),
+        created_at: NOW,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn migrate_is_idempotent_and_ping_works() {
+    let stores = stores();
+    let seen: Vec<&str> = stores.iter().map(|(tdb, _)| tdb.backend).collect();
+    eprintln!("backends under test: {seen:?}");
+    #[cfg(feature = "mysql")]
+    assert_eq!(
+        std::env::var("SESAME_TEST_MYSQL_URL").is_ok(),
+        seen.contains(&"mysql")
+    );
+    #[cfg(feature = "postgres")]
+    assert_eq!(
+        std::env::var("SESAME_TEST_POSTGRES_URL").is_ok(),
+        seen.contains(&"postgres")
+    );
+    for (tdb, store) in stores {
+        assert_eq!(store.migrate().unwrap(), Vec::<String>::new(), "{tdb:?}");
+        store.ping().await.unwrap();
+        let expected = match tdb.backend {
+            "sqlite" => Backend::Sqlite,
+            "mysql" => Backend::Mysql,
+            _ => Backend::Postgres,
+        };
+        assert_eq!(store.backend(), expected);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn signing_keys_first_one_wins() {
+    for (tdb, store) in stores() {
+        let first = store
+            .find_or_insert_signing_key(key(A, "RS256", "k1"))
+            .await
+            .unwrap();
+        assert_eq!(first, key(A, "RS256", "k1"), "{tdb:?}");
+        let again = store
+            .find_or_insert_signing_key(key(A, "RS256", "k2"))
+            .await
+            .unwrap();
+        assert_eq!(again, first, "{tdb:?}");
+        // Another alg, another tenant: their own keys.
+        let es = store
+            .find_or_insert_signing_key(key(A, "ES256", "k3"))
+            .await
+            .unwrap();
+        assert_eq!(es.kid, "k3");
+        let b = store
+            .find_or_insert_signing_key(key(B, "RS256", "k4"))
+            .await
+            .unwrap();
+        assert_eq!(b.kid, "k4");
+
+        // Racing inserts ("nodes") all end up with the one stored key.
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let store = store.clone();
+            set.spawn(async move {
+                store
+                    .find_or_insert_signing_key(key("race", "EdDSA", &format!("r{i}")))
+                    .await
+            });
+        }
+        let mut kids = HashSet::new();
+        while let Some(r) = set.join_next().await {
+            kids.insert(r.unwrap().unwrap().kid);
+        }
+        assert_eq!(kids.len(), 1, "{tdb:?}: {kids:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auth_requests() {
+    for (tdb, store) in stores() {
+        let row = AuthRequestRow {
+            tenant_id: A.into(),
+            request_hash: h("req-1"),
+            client_id: "client-1".into(),
+            params: r#"{"scope":"openid","state":"xyz"}"#.into(),
+            created_at: NOW,
+            expires_at: NOW + 600,
+        };
+        store.insert_auth_request(row.clone()).await.unwrap();
+        assert_eq!(
+            store.find_auth_request(A, h("req-1"), NOW).await.unwrap(),
+            Some(row.clone()),
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store
+                .find_auth_request(A, h("req-1"), NOW + 600)
+                .await
+                .unwrap(),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            store.find_auth_request(B, h("req-1"), NOW).await.unwrap(),
+            None,
+            "other tenant"
+        );
+        assert_eq!(
+            store.find_auth_request(A, h("req-2"), NOW).await.unwrap(),
+            None
+        );
+        assert!(!store.delete_auth_request(B, h("req-1")).await.unwrap());
+        assert!(store.delete_auth_request(A, h("req-1")).await.unwrap());
+        assert!(!store.delete_auth_request(A, h("req-1")).await.unwrap());
+        assert_eq!(
+            store.find_auth_request(A, h("req-1"), NOW).await.unwrap(),
+            None
+        );
+        // A duplicate insert is an error, not silently ignored.
+        store.insert_auth_request(row.clone()).await.unwrap();
+        assert!(matches!(
+            store.insert_auth_request(row).await,
+            Err(StoreError::Query(_))
+        ));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions() {
+    for (tdb, store) in stores() {
+        let row = SessionRow {
+            tenant_id: A.into(),
+            session_hash: h("sid-1"),
+            user_sub: "alice".into(),
+            auth_time: NOW - 5,
+            created_at: NOW,
+            expires_at: NOW + 3600,
+            revoked_at: None,
+        };
+        store.insert_session(row.clone()).await.unwrap();
+        assert_eq!(
+            store.find_session(A, h("sid-1"), NOW).await.unwrap(),
+            Some(row.clone()),
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store.find_session(A, h("sid-1"), NOW + 3600).await.unwrap(),
+            None,
+            "expired"
+        );
+        assert_eq!(
+            store.find_session(B, h("sid-1"), NOW).await.unwrap(),
+            None,
+            "other tenant"
+        );
+        assert!(!store.revoke_session(B, h("sid-1"), NOW).await.unwrap());
+        assert!(store.revoke_session(A, h("sid-1"), NOW + 1).await.unwrap());
+        assert!(!store.revoke_session(A, h("sid-1"), NOW + 2).await.unwrap());
+        assert_eq!(
+            store.find_session(A, h("sid-1"), NOW).await.unwrap(),
+            None,
+            "revoked"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn consents() {
+    for (tdb, store) in stores() {
+        assert_eq!(
+            store.find_consent(A, "client-1", "alice").await.unwrap(),
+            None
+        );
+        store
+            .save_consent(A, "client-1", "alice", "openid", NOW)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .find_consent(A, "client-1", "alice")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("openid"),
+            "{tdb:?}"
+        );
+        store
+            .save_consent(A, "client-1", "alice", "openid email", NOW + 1)
+            .await
+            .unwrap();
+        // Saving the same value again is fine too.
+        store
+            .save_consent(A, "client-1", "alice", "openid email", NOW + 1)
+            .await
+            .unwrap();
+        assert_eq!(
+            store
+                .find_consent(A, "client-1", "alice")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("openid email")
+        );
+        assert_eq!(
+            store.find_consent(B, "client-1", "alice").await.unwrap(),
+            None,
+            "other tenant"
+        );
+        assert_eq!(
+            store.find_consent(A, "client-2", "alice").await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.find_consent(A, "client-1", "bob").await.unwrap(),
+            None
+        );
+
+        // Concurrent first saves of one key do not fail.
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..20 {
+            let store = store.clone();
+            set.spawn(async move {
+                store
+                    .save_consent(A, "client-3", "carol", &format!("s{i}"), NOW)
+                    .await
+            });
+        }
+        while let Some(r) = set.join_next().await {
+            r.unwrap().unwrap();
+        }
+        let scope = store
+            .find_consent(A, "client-3", "carol")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(scope.starts_with('s'), "{tdb:?}: {scope}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn codes_are_single_use() {
+    for (tdb, store) in stores() {
+        let mut row = code(A, "code-1", "grant-1");
+        row.code_challenge = Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into());
+        row.code_challenge_method = Some("S256".into());
+        store.insert_code(row.clone()).await.unwrap();
+        let mut no_nonce = code(A, "code-2", "grant-2");
+        no_nonce.nonce = None;
+        no_nonce.refresh_token = false;
+        store.insert_code(no_nonce.clone()).await.unwrap();
+
+        assert_eq!(
+            store.consume_code(B, h("code-1"), NOW).await.unwrap(),
+            CodeConsumption::NotFound,
+            "{tdb:?}"
+        );
+        let consumed = CodeRow {
+            consumed_at: Some(NOW + 1),
+            ..row.clone()
+        };
+        assert_eq!(
+            store.consume_code(A, h("code-1"), NOW + 1).await.unwrap(),
+            CodeConsumption::Consumed(consumed.clone())
+        );
+        assert_eq!(
+            store.consume_code(A, h("code-1"), NOW + 2).await.unwrap(),
+            CodeConsumption::AlreadyUsed(consumed)
+        );
+        assert_eq!(
+            store.consume_code(A, h("nope"), NOW).await.unwrap(),
+            CodeConsumption::NotFound
+        );
+        assert_eq!(
+            store.consume_code(A, h("code-2"), NOW).await.unwrap(),
+            CodeConsumption::Consumed(CodeRow {
+                consumed_at: Some(NOW),
+                ..no_nonce
+            })
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_consume_code_has_one_winner() {
+    for (tdb, store) in stores() {
+        store
+            .insert_code(code(A, "hot-code", "grant-hot"))
+            .await
+            .unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(50));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..50 {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            set.spawn(async move {
+                barrier.wait().await;
+                store.consume_code(A, h("hot-code"), NOW).await
+            });
+        }
+        let (mut consumed, mut replays) = (0, 0);
+        while let Some(r) = set.join_next().await {
+            match r.unwrap().unwrap_or_else(|e| panic!("{tdb:?}: {e}")) {
+                CodeConsumption::Consumed(_) => consumed += 1,
+                CodeConsumption::AlreadyUsed(_) => replays += 1,
+                CodeConsumption::NotFound => panic!("{tdb:?}: not found"),
+            }
+        }
+        assert_eq!((consumed, replays), (1, 49), "{tdb:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refresh_tokens_rotate_once() {
+    for (tdb, store) in stores() {
+        let first = refresh(A, "rt-1", "g1", None);
+        store.insert_refresh_token(first.clone()).await.unwrap();
+        assert_eq!(
+            store.find_refresh_token(A, h("rt-1")).await.unwrap(),
+            Some(first.clone()),
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store.find_refresh_token(B, h("rt-1")).await.unwrap(),
+            None,
+            "other tenant"
+        );
+        assert_eq!(
+            store
+                .rotate_refresh_token(B, h("rt-1"), None, NOW)
+                .await
+                .unwrap(),
+            Rotation::NotFound
+        );
+
+        let second = refresh(A, "rt-2", "g1", Some("rt-1"));
+        assert_eq!(
+            store
+                .rotate_refresh_token(A, h("rt-1"), Some(second.clone()), NOW + 5)
+                .await
+                .unwrap(),
+            Rotation::Rotated
+        );
+        assert_eq!(
+            store
+                .find_refresh_token(A, h("rt-1"))
+                .await
+                .unwrap()
+                .unwrap()
+                .used_at,
+            Some(NOW + 5)
+        );
+        assert_eq!(
+            store.find_refresh_token(A, h("rt-2")).await.unwrap(),
+            Some(second)
+        );
+
+        // A replay of the used token: no new token is stored.
+        let third = refresh(A, "rt-3", "g1", Some("rt-1"));
+        assert_eq!(
+            store
+                .rotate_refresh_token(A, h("rt-1"), Some(third), NOW + 6)
+                .await
+                .unwrap(),
+            Rotation::AlreadyUsed
+        );
+        assert_eq!(store.find_refresh_token(A, h("rt-3")).await.unwrap(), None);
+        assert_eq!(
+            store
+                .rotate_refresh_token(A, h("unknown"), None, NOW)
+                .await
+                .unwrap(),
+            Rotation::NotFound
+        );
+
+        // Without a successor (e.g. a last use); then a revoked token.
+        assert_eq!(
+            store
+                .rotate_refresh_token(A, h("rt-2"), None, NOW + 7)
+                .await
+                .unwrap(),
+            Rotation::Rotated
+        );
+        store
+            .insert_refresh_token(refresh(A, "rt-x", "g2", None))
+            .await
+            .unwrap();
+        store.revoke_grant(A, "g2", NOW).await.unwrap();
+        assert_eq!(
+            store
+                .rotate_refresh_token(A, h("rt-x"), None, NOW + 1)
+                .await
+                .unwrap(),
+            Rotation::AlreadyUsed
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_rotation_has_one_winner() {
+    for (tdb, store) in stores() {
+        store
+            .insert_refresh_token(refresh(A, "hot-rt", "g-hot", None))
+            .await
+            .unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(50));
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..50 {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            set.spawn(async move {
+                barrier.wait().await;
+                let next = refresh(A, &format!("hot-next-{i}"), "g-hot", Some("hot-rt"));
+                store
+                    .rotate_refresh_token(A, h("hot-rt"), Some(next), NOW + 1)
+                    .await
+            });
+        }
+        let (mut rotated, mut lost) = (0, 0);
+        while let Some(r) = set.join_next().await {
+            match r.unwrap().unwrap_or_else(|e| panic!("{tdb:?}: {e}")) {
+                Rotation::Rotated => rotated += 1,
+                Rotation::AlreadyUsed => lost += 1,
+                Rotation::NotFound => panic!("{tdb:?}: not found"),
+            }
+        }
+        assert_eq!((rotated, lost), (1, 49), "{tdb:?}");
+        let mut successors = 0;
+        for i in 0..50 {
+            if store
+                .find_refresh_token(A, h(&format!("hot-next-{i}")))
+                .await
+                .unwrap()
+                .is_some()
+            {
+                successors += 1;
+            }
+        }
+        assert_eq!(
+            successors, 1,
+            "{tdb:?}: exactly the winner's successor is stored"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn access_tokens() {
+    for (tdb, store) in stores() {
+        let opaque = access(A, "at-1", "g1");
+        let jwt = AccessTokenRow {
+            user_sub: None,
+            jwt: true,
+            ..access(A, "jti-1", "cc-1")
+        };
+        store.insert_access_token(opaque.clone()).await.unwrap();
+        store.insert_access_token(jwt.clone()).await.unwrap();
+        assert_eq!(
+            store.find_access_token(A, h("at-1")).await.unwrap(),
+            Some(opaque),
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store.find_access_token(A, h("jti-1")).await.unwrap(),
+            Some(jwt)
+        );
+        assert_eq!(
+            store.find_access_token(B, h("at-1")).await.unwrap(),
+            None,
+            "other tenant"
+        );
+        assert!(!store.revoke_access_token(B, h("at-1"), NOW).await.unwrap());
+        assert!(store
+            .revoke_access_token(A, h("at-1"), NOW + 3)
+            .await
+            .unwrap());
+        assert!(!store
+            .revoke_access_token(A, h("at-1"), NOW + 4)
+            .await
+            .unwrap());
+        assert_eq!(
+            store
+                .find_access_token(A, h("at-1"))
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            Some(NOW + 3)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoke_grant_revokes_the_family() {
+    for (tdb, store) in stores() {
+        store.insert_code(code(A, "c-g1", "g1")).await.unwrap();
+        store
+            .insert_refresh_token(refresh(A, "r1-g1", "g1", None))
+            .await
+            .unwrap();
+        store
+            .insert_refresh_token(refresh(A, "r2-g1", "g1", Some("r1-g1")))
+            .await
+            .unwrap();
+        store
+            .insert_access_token(access(A, "a1-g1", "g1"))
+            .await
+            .unwrap();
+        store
+            .insert_access_token(access(A, "a2-g1", "g1"))
+            .await
+            .unwrap();
+        // Another grant, and the same grant id in another tenant: untouched.
+        store
+            .insert_refresh_token(refresh(A, "r-g2", "g2", None))
+            .await
+            .unwrap();
+        store
+            .insert_access_token(access(A, "a-g2", "g2"))
+            .await
+            .unwrap();
+        store
+            .insert_refresh_token(refresh(B, "r-b-g1", "g1", None))
+            .await
+            .unwrap();
+        store
+            .insert_access_token(access(B, "a-b-g1", "g1"))
+            .await
+            .unwrap();
+        store.insert_code(code(B, "c-b-g1", "g1")).await.unwrap();
+
+        store.revoke_grant(A, "g1", NOW + 9).await.unwrap();
+        for t in ["r1-g1", "r2-g1"] {
+            assert_eq!(
+                store
+                    .find_refresh_token(A, h(t))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .revoked_at,
+                Some(NOW + 9),
+                "{tdb:?} {t}"
+            );
+        }
+        for t in ["a1-g1", "a2-g1"] {
+            assert_eq!(
+                store
+                    .find_access_token(A, h(t))
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .revoked_at,
+                Some(NOW + 9),
+                "{tdb:?} {t}"
+            );
+        }
+        match store.consume_code(A, h("c-g1"), NOW + 10).await.unwrap() {
+            CodeConsumption::AlreadyUsed(row) => assert_eq!(row.consumed_at, Some(NOW + 9)),
+            other => panic!("{tdb:?}: {other:?}"),
+        }
+        assert_eq!(
+            store
+                .find_refresh_token(A, h("r-g2"))
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            None
+        );
+        assert_eq!(
+            store
+                .find_access_token(A, h("a-g2"))
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            None
+        );
+        assert_eq!(
+            store
+                .find_refresh_token(B, h("r-b-g1"))
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            None
+        );
+        assert_eq!(
+            store
+                .find_access_token(B, h("a-b-g1"))
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            None
+        );
+        assert!(matches!(
+            store.consume_code(B, h("c-b-g1"), NOW).await.unwrap(),
+            CodeConsumption::Consumed(_)
+        ));
+        // Revoking again (or an unknown grant) is harmless.
+        store.revoke_grant(A, "g1", NOW + 20).await.unwrap();
+        store.revoke_grant(A, "no-such-grant", NOW).await.unwrap();
+        assert_eq!(
+            store
+                .find_refresh_token(A, h("r1-g1"))
+                .await
+                .unwrap()
+                .unwrap()
+                .revoked_at,
+            Some(NOW + 9)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purge_removes_only_expired_rows() {
+    const DAY: i64 = 86_400;
+    for (tdb, store) in stores() {
+        // Expired (purged): 3 requests, 2 sessions, 1 code past the grace day,
+        // 2 refresh tokens, 3 access tokens = 11 rows.
+        for i in 0..3 {
+            store
+                .insert_auth_request(AuthRequestRow {
+                    tenant_id: A.into(),
+                    request_hash: h(&format!("old-req-{i}")),
+                    client_id: "c".into(),
+                    params: "{}".into(),
+                    created_at: NOW - 700,
+                    expires_at: NOW - 100,
+                })
+                .await
+                .unwrap();
+            store
+                .insert_access_token(AccessTokenRow {
+                    expires_at: NOW - 1,
+                    ..access(B, &format!("old-at-{i}"), "g")
+                })
+                .await
+                .unwrap();
+        }
+        for i in 0..2 {
+            store
+                .insert_session(SessionRow {
+                    tenant_id: A.into(),
+                    session_hash: h(&format!("old-sid-{i}")),
+                    user_sub: "alice".into(),
+                    auth_time: NOW - 9000,
+                    created_at: NOW - 9000,
+                    expires_at: NOW - 10,
+                    revoked_at: None,
+                })
+                .await
+                .unwrap();
+            store
+                .insert_refresh_token(RefreshTokenRow {
+                    expires_at: NOW - 1,
+                    ..refresh(A, &format!("old-rt-{i}"), "g", None)
+                })
+                .await
+                .unwrap();
+        }
+        store
+            .insert_code(CodeRow {
+                expires_at: NOW - DAY - 1,
+                ..code(A, "old-code", "g")
+            })
+            .await
+            .unwrap();
+
+        // Kept: live rows, a code expired less than a day ago, a row expiring exactly now.
+        store
+            .insert_code(CodeRow {
+                expires_at: NOW - 60,
+                ..code(A, "recent-code", "g")
+            })
+            .await
+            .unwrap();
+        store.insert_code(code(A, "live-code", "g")).await.unwrap();
+        store
+            .insert_refresh_token(refresh(A, "live-rt", "g", None))
+            .await
+            .unwrap();
+        store
+            .insert_access_token(AccessTokenRow {
+                expires_at: NOW,
+                ..access(A, "edge-at", "g")
+            })
+            .await
+            .unwrap();
+        let live_session = SessionRow {
+            tenant_id: A.into(),
+            session_hash: h("live-sid"),
+            user_sub: "alice".into(),
+            auth_time: NOW,
+            created_at: NOW,
+            expires_at: NOW + 60,
+            revoked_at: None,
+        };
+        store.insert_session(live_session.clone()).await.unwrap();
+        store
+            .find_or_insert_signing_key(key(A, "RS256", "k"))
+            .await
+            .unwrap();
+        store
+            .save_consent(A, "c", "alice", "openid", NOW - 10 * DAY)
+            .await
+            .unwrap();
+
+        assert_eq!(store.purge_expired(NOW, 2).await.unwrap(), 11, "{tdb:?}");
+        assert_eq!(store.purge_expired(NOW, 2).await.unwrap(), 0, "{tdb:?}");
+
+        assert_eq!(
+            store.consume_code(A, h("old-code"), NOW).await.unwrap(),
+            CodeConsumption::NotFound
+        );
+        assert_eq!(
+            store.find_refresh_token(A, h("old-rt-0")).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.find_access_token(B, h("old-at-2")).await.unwrap(),
+            None
+        );
+        assert!(!store.delete_auth_request(A, h("old-req-1")).await.unwrap());
+        assert!(!store.revoke_session(A, h("old-sid-1"), NOW).await.unwrap());
+
+        assert!(matches!(
+            store.consume_code(A, h("recent-code"), NOW).await.unwrap(),
+            CodeConsumption::Consumed(_)
+        ));
+        assert!(matches!(
+            store.consume_code(A, h("live-code"), NOW).await.unwrap(),
+            CodeConsumption::Consumed(_)
+        ));
+        assert!(store
+            .find_refresh_token(A, h("live-rt"))
+            .await
+            .unwrap()
+            .is_some());
+        assert!(store
+            .find_access_token(A, h("edge-at"))
+            .await
+            .unwrap()
+            .is_some());
+        assert_eq!(
+            store.find_session(A, h("live-sid"), NOW).await.unwrap(),
+            Some(live_session)
+        );
+        assert_eq!(
+            store
+                .find_or_insert_signing_key(key(A, "RS256", "other"))
+                .await
+                .unwrap()
+                .kid,
+            "k"
+        );
+        assert_eq!(
+            store
+                .find_consent(A, "c", "alice")
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("openid")
+        );
+
+        // A large purge goes through in many batches.
+        for i in 0..25 {
+            store
+                .insert_access_token(AccessTokenRow {
+                    expires_at: NOW - 1,
+                    ..access(A, &format!("bulk-{i}"), "g")
+                })
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.purge_expired(NOW, 4).await.unwrap(), 25, "{tdb:?}");
+        // The recent code goes once its grace day has passed too.
+        assert_eq!(
+            store.purge_expired(NOW + DAY, 100).await.unwrap(),
+            4,
+            "{tdb:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_relative_path_and_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::connect(
+        "sqlite:nested/deeper/sesame.db",
+        2,
+        Duration::from_secs(5),
+        dir.path(),
+    )
+    .unwrap();
+    assert_eq!(store.backend(), Backend::Sqlite);
+    assert!(
+        dir.path().join("nested/deeper").is_dir(),
+        "folder created at connect"
+    );
+    store.migrate().unwrap();
+    store.ping().await.unwrap();
+    assert!(dir.path().join("nested/deeper/sesame.db").is_file());
+    let store2 = Store::connect(
+        "sqlite://nested/deeper/sesame.db",
+        2,
+        Duration::from_secs(5),
+        dir.path(),
+    )
+    .unwrap();
+    assert!(store2.migrate().unwrap().is_empty(), "same file");
+}
+
+#[test]
+fn bad_urls_are_config_errors() {
+    let base = std::env::temp_dir();
+    let err = Store::connect("redis://localhost/0", 1, Duration::from_secs(1), &base).unwrap_err();
+    assert!(matches!(err, StoreError::Config(_)), "{err:?}");
+    #[cfg(not(feature = "mysql"))]
+    match Store::connect(
+        "mysql://root@127.0.0.1:3306/x",
+        1,
+        Duration::from_secs(1),
+        &base,
+    ) {
+        Err(StoreError::Config(m)) => {
+            assert!(m.contains("built without the `mysql` feature"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+    #[cfg(not(feature = "postgres"))]
+    match Store::connect(
+        "postgresql://u@127.0.0.1/x",
+        1,
+        Duration::from_secs(1),
+        &base,
+    ) {
+        Err(StoreError::Config(m)) => {
+            assert!(m.contains("built without the `postgres` feature"), "{m}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// A server that is down: the store still builds, and calls fail as `Unavailable`.
+#[cfg(any(feature = "mysql", feature = "postgres"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_down_is_unavailable() {
+    let mut urls = Vec::new();
+    #[cfg(feature = "mysql")]
+    urls.push("mysql://root@127.0.0.1:1/none");
+    #[cfg(feature = "postgres")]
+    urls.push("postgres://postgres@127.0.0.1:1/none");
+    for url in urls {
+        let store =
+            Store::connect(url, 2, Duration::from_millis(500), &std::env::temp_dir()).unwrap();
+        match store.ping().await {
+            Err(StoreError::Unavailable(_)) => {}
+            other => panic!("{url}: {other:?}"),
+        }
+        assert!(matches!(
+            store.find_session(A, h("x"), NOW).await,
+            Err(StoreError::Unavailable(_))
+        ));
+        assert!(matches!(store.migrate(), Err(StoreError::Unavailable(_))));
+    }
+}
