@@ -180,7 +180,10 @@ fn serve(path: &Path) -> ExitCode {
     let Some(config) = load_or_report(path) else {
         return ExitCode::from(1);
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("cannot start the async runtime: {e}");
@@ -236,7 +239,10 @@ fn announce(addr: std::net::SocketAddr, runtime: &Runtime) {
         );
         let mut clients: Vec<_> = t.clients.values().collect();
         clients.sort_by(|a, b| a.id.cmp(&b.id));
-        if let Some(c) = clients.iter().find(|c| !c.redirect_uris.is_empty() && !c.is_public()) {
+        if let Some(c) = clients
+            .iter()
+            .find(|c| !c.redirect_uris.is_empty() && !c.is_public())
+        {
             let mut url = url::Url::parse(&t.endpoint("/authorize")).ok();
             if let Some(u) = url.as_mut() {
                 u.query_pairs_mut()

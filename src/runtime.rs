@@ -78,11 +78,12 @@ impl Runtime {
     /// the one issuer whose path matches, if exactly one does.
     pub fn route<'a>(&'a self, host: Option<&str>, path: &'a str) -> Option<Route<'a>> {
         if let Some(candidates) = host.and_then(|h| self.by_host.get(&h.to_ascii_lowercase())) {
-            return candidates
-                .iter()
-                .find_map(|&i| self.match_path(i, path));
+            return candidates.iter().find_map(|&i| self.match_path(i, path));
         }
-        let mut matches = self.by_path.iter().filter_map(|&i| self.match_path(i, path));
+        let mut matches = self
+            .by_path
+            .iter()
+            .filter_map(|&i| self.match_path(i, path));
         let only = matches.next()?;
         matches.next().is_none().then_some(only)
     }
@@ -161,11 +162,15 @@ impl IpNet {
         };
         match (self.addr, ip) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u128::from(net) & mask == u128::from(ip) & mask
             }
             _ => false,
@@ -186,7 +191,9 @@ mod tests {
         let one = IpNet::parse("::1").unwrap();
         assert!(one.contains("::1".parse().unwrap()));
         assert!(!one.contains("::2".parse().unwrap()));
-        assert!(IpNet::parse("0.0.0.0/0").unwrap().contains("8.8.8.8".parse().unwrap()));
+        assert!(IpNet::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("8.8.8.8".parse().unwrap()));
         assert!(IpNet::parse("10.0.0.0/33").is_none());
         assert!(IpNet::parse("nonsense").is_none());
     }

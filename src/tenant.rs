@@ -168,7 +168,10 @@ impl Tenant {
             .map(|(name, description)| {
                 let scope = Scope {
                     description: description.to_string(),
-                    claims: standard_claims(name).iter().map(|c| c.to_string()).collect(),
+                    claims: standard_claims(name)
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect(),
                 };
                 (name.to_string(), scope)
             })

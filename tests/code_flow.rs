@@ -67,21 +67,20 @@ tenants:
     )
 }
 
-fn servers() -> Vec<Server> {
-    common::db::test_database_urls()
-        .into_iter()
-        .map(|(_, url)| Server::start(&config(), &url))
-        .collect()
+fn servers() -> Vec<common::Running> {
+    common::start_all(&config())
 }
 
-fn server() -> Server {
-    Server::start(&config(), &common::db::sqlite_url())
+fn server() -> common::Running {
+    common::start_sqlite(&config())
 }
 
 /// The `value` of the input named `name` in a page.
 fn field(html: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\"");
-    let at = html.find(&marker).unwrap_or_else(|| panic!("no field {name} in {html}"));
+    let at = html
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no field {name} in {html}"));
     let start = html[..at].rfind('<').expect("tag start");
     let end = at + html[at..].find('>').expect("tag end");
     let tag = &html[start..end];
@@ -92,7 +91,10 @@ fn field(html: &str, name: &str) -> String {
 
 fn query_param(url: &str, name: &str) -> Option<String> {
     let u = url::Url::parse(url).ok()?;
-    let v = u.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned());
+    let v = u
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned());
     v
 }
 
@@ -168,7 +170,10 @@ impl<'a> Flow<'a> {
     fn after_login(&self, b: &Client, r: reqwest::blocking::Response) -> String {
         if r.status() == 200 {
             let html = r.text().unwrap();
-            assert!(html.contains("decision"), "expected the consent page: {html}");
+            assert!(
+                html.contains("decision"),
+                "expected the consent page: {html}"
+            );
             let r = b
                 .post(self.s.url(&format!("/{}/consent", self.tenant)))
                 .form(&[
@@ -187,12 +192,21 @@ impl<'a> Flow<'a> {
 
     fn code(&self, b: &Client) -> String {
         let url = self.run(b);
-        assert!(url.starts_with(self.redirect_uri), "unexpected redirect {url}");
+        assert!(
+            url.starts_with(self.redirect_uri),
+            "unexpected redirect {url}"
+        );
         query_param(&url, "code").unwrap_or_else(|| panic!("no code in {url}"))
     }
 }
 
-fn token_basic(s: &Server, tenant: &str, id: &str, secret: &str, form: &[(&str, &str)]) -> reqwest::blocking::Response {
+fn token_basic(
+    s: &Server,
+    tenant: &str,
+    id: &str,
+    secret: &str,
+    form: &[(&str, &str)],
+) -> reqwest::blocking::Response {
     client()
         .post(s.url(&format!("/{tenant}/token")))
         .basic_auth(id, Some(secret))
@@ -202,13 +216,20 @@ fn token_basic(s: &Server, tenant: &str, id: &str, secret: &str, form: &[(&str, 
 }
 
 fn b64(s: &str) -> Vec<u8> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).unwrap()
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s)
+        .unwrap()
 }
 
 /// Verify an RS256 JWS with openssl directly from the JWKS's n and e —
 /// independent of sesame's own JOSE code.
 fn verify_rs256(s: &Server, tenant: &str, jwt: &str) -> Value {
-    let jwks: Value = client().get(s.url(&format!("/{tenant}/jwks"))).send().unwrap().json().unwrap();
+    let jwks: Value = client()
+        .get(s.url(&format!("/{tenant}/jwks")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
     let parts: Vec<&str> = jwt.split('.').collect();
     assert_eq!(parts.len(), 3);
     let header: Value = serde_json::from_slice(&b64(parts[0])).unwrap();
@@ -223,7 +244,8 @@ fn verify_rs256(s: &Server, tenant: &str, jwt: &str) -> Value {
     let e = BigNum::from_slice(&b64(key["e"].as_str().unwrap())).unwrap();
     let pkey = PKey::from_rsa(Rsa::from_public_components(n, e).unwrap()).unwrap();
     let mut v = Verifier::new(MessageDigest::sha256(), &pkey).unwrap();
-    v.update(format!("{}.{}", parts[0], parts[1]).as_bytes()).unwrap();
+    v.update(format!("{}.{}", parts[0], parts[1]).as_bytes())
+        .unwrap();
     assert!(v.verify(&b64(parts[2])).unwrap(), "signature must verify");
     serde_json::from_slice(&b64(parts[1])).unwrap()
 }
@@ -245,11 +267,17 @@ fn browser_login_consent_code_token_userinfo() {
         assert_eq!(query_param(&url, "iss").as_deref(), Some(issuer.as_str()));
         let code = query_param(&url, "code").unwrap();
 
-        let r = token_basic(&s, "demo", "web", "web-secret", &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", "http://app.test/cb"),
-        ]);
+        let r = token_basic(
+            &s,
+            "demo",
+            "web",
+            "web-secret",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", "http://app.test/cb"),
+            ],
+        );
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["cache-control"], "no-store, no-cache");
         assert_eq!(r.headers()["pragma"], "no-cache");
@@ -257,7 +285,10 @@ fn browser_login_consent_code_token_userinfo() {
         assert_eq!(t["token_type"], "Bearer");
         assert_eq!(t["scope"], "openid profile email");
         assert!(t["expires_in"].as_u64().unwrap() > 0);
-        assert!(t.get("refresh_token").is_none(), "no offline_access, no refresh token");
+        assert!(
+            t.get("refresh_token").is_none(),
+            "no offline_access, no refresh token"
+        );
         let access = t["access_token"].as_str().unwrap();
 
         let claims = verify_rs256(&s, "demo", t["id_token"].as_str().unwrap());
@@ -268,7 +299,10 @@ fn browser_login_consent_code_token_userinfo() {
         assert_eq!(claims["at_hash"], at_hash(access));
         assert_eq!(claims["email"], "alice@example.com");
         assert_eq!(claims["name"], "Alice Martin");
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
         assert!(claims["exp"].as_i64().unwrap() > now);
         assert!((claims["auth_time"].as_i64().unwrap() - now).abs() < 120);
 
@@ -276,7 +310,8 @@ fn browser_login_consent_code_token_userinfo() {
         let at = verify_rs256(&s, "demo", access);
         assert_eq!(at["client_id"], "web");
         assert_eq!(at["sub"], claims["sub"]);
-        let header: Value = serde_json::from_slice(&b64(access.split('.').next().unwrap())).unwrap();
+        let header: Value =
+            serde_json::from_slice(&b64(access.split('.').next().unwrap())).unwrap();
         assert_eq!(header["typ"], "at+jwt");
 
         let info: Value = client()
@@ -301,7 +336,11 @@ fn browser_login_consent_code_token_userinfo() {
 #[test]
 fn client_secret_post_client_gets_tokens() {
     let s = server();
-    let code = Flow { scope: "openid email", ..Flow::new(&s, "poster", "http://poster.test/cb") }.code(&browser());
+    let code = Flow {
+        scope: "openid email",
+        ..Flow::new(&s, "poster", "http://poster.test/cb")
+    }
+    .code(&browser());
     let r = client()
         .post(s.url("/demo/token"))
         .form(&[
@@ -344,11 +383,17 @@ fn public_client_with_pkce_gets_tokens() {
 #[test]
 fn public_client_without_pkce_is_refused() {
     let s = server();
-    let r = browser().get(Flow::new(&s, "spa", "http://spa.test/cb").authorize_url()).send().unwrap();
+    let r = browser()
+        .get(Flow::new(&s, "spa", "http://spa.test/cb").authorize_url())
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 303);
     let url = location(&r);
     assert!(url.starts_with("http://spa.test/cb?"));
-    assert_eq!(query_param(&url, "error").as_deref(), Some("invalid_request"));
+    assert_eq!(
+        query_param(&url, "error").as_deref(),
+        Some("invalid_request")
+    );
     assert_eq!(query_param(&url, "state").as_deref(), Some("st-123"));
 }
 
@@ -369,7 +414,11 @@ fn wrong_or_missing_pkce_verifier_is_invalid_grant() {
         if let Some(v) = verifier {
             form.push(("code_verifier", v));
         }
-        let r = client().post(s.url("/demo/token")).form(&form).send().unwrap();
+        let r = client()
+            .post(s.url("/demo/token"))
+            .form(&form)
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 400);
         let e: Value = r.json().unwrap();
         assert_eq!(e["error"], "invalid_grant");
@@ -379,15 +428,30 @@ fn wrong_or_missing_pkce_verifier_is_invalid_grant() {
 #[test]
 fn wrong_secret_is_invalid_client_with_www_authenticate() {
     let s = server();
-    let r = token_basic(&s, "demo", "web", "nope", &[("grant_type", "authorization_code"), ("code", "x")]);
+    let r = token_basic(
+        &s,
+        "demo",
+        "web",
+        "nope",
+        &[("grant_type", "authorization_code"), ("code", "x")],
+    );
     assert_eq!(r.status(), 401);
-    assert!(r.headers()["www-authenticate"].to_str().unwrap().starts_with("Basic"));
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Basic"));
     assert_eq!(r.headers()["cache-control"], "no-store, no-cache");
     let e: Value = r.json().unwrap();
     assert_eq!(e["error"], "invalid_client");
     assert!(e["error_description"].is_string());
     // An unknown client looks the same.
-    let r = token_basic(&s, "demo", "ghost", "nope", &[("grant_type", "authorization_code"), ("code", "x")]);
+    let r = token_basic(
+        &s,
+        "demo",
+        "ghost",
+        "nope",
+        &[("grant_type", "authorization_code"), ("code", "x")],
+    );
     assert_eq!(r.status(), 401);
     assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_client");
 }
@@ -406,11 +470,17 @@ fn wrong_method_on_token_endpoint_is_405_json() {
 fn wrong_redirect_uri_at_token_is_invalid_grant() {
     let s = server();
     let code = Flow::new(&s, "web", "http://app.test/cb").code(&browser());
-    let r = token_basic(&s, "demo", "web", "web-secret", &[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", "http://app.test/other"),
-    ]);
+    let r = token_basic(
+        &s,
+        "demo",
+        "web",
+        "web-secret",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://app.test/other"),
+        ],
+    );
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_grant");
 }
@@ -420,11 +490,17 @@ fn expired_code_is_invalid_grant() {
     let s = server();
     let code = Flow::new(&s, "web", "http://app.test/cb").code(&browser());
     std::thread::sleep(std::time::Duration::from_millis(3100));
-    let r = token_basic(&s, "demo", "web", "web-secret", &[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", "http://app.test/cb"),
-    ]);
+    let r = token_basic(
+        &s,
+        "demo",
+        "web",
+        "web-secret",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://app.test/cb"),
+        ],
+    );
     assert_eq!(r.status(), 400);
     let e: Value = r.json().unwrap();
     assert_eq!(e["error"], "invalid_grant");
@@ -435,11 +511,17 @@ fn expired_code_is_invalid_grant() {
 fn code_of_another_client_is_invalid_grant() {
     let s = server();
     let code = Flow::new(&s, "trusted", "http://trusted.test/cb").code(&browser());
-    let r = token_basic(&s, "demo", "web", "web-secret", &[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", "http://trusted.test/cb"),
-    ]);
+    let r = token_basic(
+        &s,
+        "demo",
+        "web",
+        "web-secret",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://trusted.test/cb"),
+        ],
+    );
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_grant");
 }
@@ -449,11 +531,17 @@ fn code_of_another_tenant_is_invalid_grant() {
     let s = server();
     let code = Flow::new(&s, "web", "http://app.test/cb").code(&browser());
     // Tenant "other" has a client with the same id, secret and redirect URI.
-    let r = token_basic(&s, "other", "web", "web-secret", &[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", "http://app.test/cb"),
-    ]);
+    let r = token_basic(
+        &s,
+        "other",
+        "web",
+        "web-secret",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://app.test/cb"),
+        ],
+    );
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_grant");
 }
@@ -461,10 +549,16 @@ fn code_of_another_tenant_is_invalid_grant() {
 #[test]
 fn unregistered_redirect_uri_shows_an_error_page_not_a_redirect() {
     let s = server();
-    let r = browser().get(Flow::new(&s, "web", "http://evil.test/cb").authorize_url()).send().unwrap();
+    let r = browser()
+        .get(Flow::new(&s, "web", "http://evil.test/cb").authorize_url())
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none());
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
     assert_eq!(r.headers()["x-frame-options"], "DENY");
     assert!(r.text().unwrap().contains("redirect_uri"));
 }
@@ -478,7 +572,10 @@ fn prompt_none_without_session_is_login_required() {
     assert_eq!(r.status(), 303);
     let url = location(&r);
     assert!(url.starts_with("http://app.test/cb?"));
-    assert_eq!(query_param(&url, "error").as_deref(), Some("login_required"));
+    assert_eq!(
+        query_param(&url, "error").as_deref(),
+        Some("login_required")
+    );
     assert_eq!(query_param(&url, "state").as_deref(), Some("st-123"));
     assert!(query_param(&url, "iss").is_some());
 }
@@ -487,15 +584,25 @@ fn prompt_none_without_session_is_login_required() {
 fn login_post_without_csrf_token_is_refused() {
     let s = server();
     let b = browser();
-    let r = b.get(Flow::new(&s, "web", "http://app.test/cb").authorize_url()).send().unwrap();
+    let r = b
+        .get(Flow::new(&s, "web", "http://app.test/cb").authorize_url())
+        .send()
+        .unwrap();
     let page = b.get(location(&r)).send().unwrap().text().unwrap();
     let r = b
         .post(s.url("/demo/login"))
-        .form(&[("rid", field(&page, "rid")), ("username", "alice".into()), ("password", "wonderland".into())])
+        .form(&[
+            ("rid", field(&page, "rid")),
+            ("username", "alice".into()),
+            ("password", "wonderland".into()),
+        ])
         .send()
         .unwrap();
     assert_eq!(r.status(), 400);
-    assert!(r.headers().get("set-cookie").is_none(), "no session without CSRF token");
+    assert!(
+        r.headers().get("set-cookie").is_none(),
+        "no session without CSRF token"
+    );
     assert!(r.text().unwrap().contains("CSRF"));
 }
 
@@ -503,7 +610,10 @@ fn login_post_without_csrf_token_is_refused() {
 fn wrong_password_shows_the_form_again() {
     let s = server();
     let b = browser();
-    let r = b.get(Flow::new(&s, "web", "http://app.test/cb").authorize_url()).send().unwrap();
+    let r = b
+        .get(Flow::new(&s, "web", "http://app.test/cb").authorize_url())
+        .send()
+        .unwrap();
     let page = b.get(location(&r)).send().unwrap().text().unwrap();
     for user in ["alice", "mallory"] {
         let r = b
@@ -526,12 +636,22 @@ fn wrong_password_shows_the_form_again() {
 #[test]
 fn offline_access_yields_a_refresh_token() {
     let s = server();
-    let code = Flow { scope: "openid offline_access", ..Flow::new(&s, "web", "http://app.test/cb") }.code(&browser());
-    let r = token_basic(&s, "demo", "web", "web-secret", &[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", "http://app.test/cb"),
-    ]);
+    let code = Flow {
+        scope: "openid offline_access",
+        ..Flow::new(&s, "web", "http://app.test/cb")
+    }
+    .code(&browser());
+    let r = token_basic(
+        &s,
+        "demo",
+        "web",
+        "web-secret",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://app.test/cb"),
+        ],
+    );
     assert_eq!(r.status(), 200);
     let t: Value = r.json().unwrap();
     assert!(t["refresh_token"].is_string());
@@ -557,10 +677,17 @@ fn consent_deny_redirects_access_denied() {
         .unwrap();
     assert_eq!(r.status(), 200);
     let html = r.text().unwrap();
-    assert!(html.contains("Read") || html.contains("email"), "consent lists scopes");
+    assert!(
+        html.contains("Read") || html.contains("email"),
+        "consent lists scopes"
+    );
     let r = b
         .post(s.url("/demo/consent"))
-        .form(&[("rid", field(&html, "rid")), ("csrf", field(&html, "csrf")), ("decision", "deny".into())])
+        .form(&[
+            ("rid", field(&html, "rid")),
+            ("csrf", field(&html, "csrf")),
+            ("decision", "deny".into()),
+        ])
         .send()
         .unwrap();
     assert_eq!(r.status(), 303);
@@ -589,8 +716,15 @@ fn prompt_login_shows_the_form_again_despite_a_session() {
 fn userinfo_rejects_bad_tokens_with_www_authenticate() {
     let s = server();
     for token in ["garbage", "a.b.c"] {
-        let r = client().get(s.url("/demo/userinfo")).bearer_auth(token).send().unwrap();
+        let r = client()
+            .get(s.url("/demo/userinfo"))
+            .bearer_auth(token)
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 401);
-        assert!(r.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+        assert!(r.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token"));
     }
 }

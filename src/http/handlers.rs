@@ -10,7 +10,8 @@ use super::reply::{self, Reply};
 use super::{pages, App, Request};
 use crate::oauth::authorize::{self, BrowserCookies, Ctx, Outcome, Step};
 use crate::oauth::client_auth::Presented;
-use crate::oauth::{token, userinfo, OAuthError};
+use crate::oauth::logout::{self, LogoutStep};
+use crate::oauth::{introspect, token, userinfo, OAuthError, Params};
 use crate::tenant::Tenant;
 
 fn ctx<'a>(app: &'a App, tenant: &'a Tenant) -> Ctx<'a> {
@@ -33,9 +34,9 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
             public_document(tenant.discovery.clone(), "application/json")
         }
         "/jwks" if get => public_document(tenant.jwks.clone(), "application/jwk-set+json"),
-        "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" | "/jwks" => {
-            reply::method_not_allowed("GET")
-        }
+        "/.well-known/openid-configuration"
+        | "/.well-known/oauth-authorization-server"
+        | "/jwks" => reply::method_not_allowed("GET"),
         "/authorize" if get || post => authorize(app, tenant, &req).await,
         "/authorize" => reply::method_not_allowed("GET, POST"),
         "/login" if get => {
@@ -68,6 +69,12 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
         "/token" => reply::method_not_allowed("POST"),
         "/userinfo" if get || post => userinfo_endpoint(app, tenant, &req).await,
         "/userinfo" => reply::method_not_allowed("GET, POST"),
+        "/introspect" if post => introspect_endpoint(app, tenant, &req).await,
+        "/introspect" => reply::method_not_allowed("POST"),
+        "/revoke" if post => revoke_endpoint(app, tenant, &req).await,
+        "/revoke" => reply::method_not_allowed("POST"),
+        "/logout" if get || post => logout_endpoint(app, tenant, &req).await,
+        "/logout" => reply::method_not_allowed("GET, POST"),
         _ => reply::not_found(),
     }
 }
@@ -90,7 +97,10 @@ fn preflight() -> Reply {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::NO_CONTENT;
     let h = r.headers_mut();
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
     h.insert(
         header::ACCESS_CONTROL_ALLOW_METHODS,
         HeaderValue::from_static("GET, POST"),
@@ -99,7 +109,10 @@ fn preflight() -> Reply {
         header::ACCESS_CONTROL_ALLOW_HEADERS,
         HeaderValue::from_static("authorization, content-type"),
     );
-    h.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+    h.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
     r
 }
 
@@ -109,14 +122,18 @@ async fn authorize(app: &App, tenant: &Tenant, req: &Request) -> Reply {
     render(tenant, out)
 }
 
+fn presented(req: &Request, params: &Params) -> Result<Presented, OAuthError> {
+    Ok(Presented {
+        basic: req.basic_auth()?,
+        client_id: params.get("client_id").map(str::to_string),
+        client_secret: params.get("client_secret").map(str::to_string),
+    })
+}
+
 async fn token_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
     let result = async {
         let params = req.form()?;
-        let presented = Presented {
-            basic: req.basic_auth()?,
-            client_id: params.get("client_id").map(str::to_string),
-            client_secret: params.get("client_secret").map(str::to_string),
-        };
+        let presented = presented(req, &params)?;
         token::token(&ctx(app, tenant), &params, presented).await
     }
     .await;
@@ -166,6 +183,52 @@ async fn userinfo_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
     r
 }
 
+async fn introspect_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
+    let result = async {
+        let params = req.form()?;
+        let presented = presented(req, &params)?;
+        introspect::introspect(&ctx(app, tenant), &params, presented).await
+    }
+    .await;
+    match result {
+        Ok(v) => reply::json_no_store(200, &v),
+        Err(e) => reply::error(&e),
+    }
+}
+
+async fn revoke_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
+    let result = async {
+        let params = req.form()?;
+        let presented = presented(req, &params)?;
+        introspect::revoke(&ctx(app, tenant), &params, presented).await
+    }
+    .await;
+    let mut r = match result {
+        Ok(()) => reply::json_no_store(200, &serde_json::json!({})),
+        Err(e) => reply::error(&e),
+    };
+    reply::public_cors(&mut r);
+    r
+}
+
+async fn logout_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
+    let params = match req.params() {
+        Ok(p) => p,
+        Err(e) => return html_page(400, pages::error(e.code.as_str(), &e.description)),
+    };
+    let (step, clear) = logout::logout(&ctx(app, tenant), &params, &cookies(tenant, req)).await;
+    let mut r = match step {
+        LogoutStep::Redirect(url) => redirect(&url),
+        LogoutStep::SignedOut => html_page(200, pages::signed_out(&tenant.id)),
+        LogoutStep::ErrorPage(e) => html_page(400, pages::error(e.code.as_str(), &e.description)),
+    };
+    if clear {
+        let (_, session_name) = cookie_names(tenant);
+        set_cookie(&mut r, tenant, &session_name, "", Some(0));
+    }
+    r
+}
+
 fn error_outcome(e: OAuthError) -> Outcome {
     Outcome {
         step: Step::ErrorPage(e),
@@ -203,7 +266,11 @@ fn cookies(tenant: &Tenant, req: &Request) -> BrowserCookies {
 }
 
 fn set_cookie(r: &mut Reply, tenant: &Tenant, name: &str, value: &str, max_age: Option<u64>) {
-    let path = if tenant.path.is_empty() { "/" } else { &tenant.path };
+    let path = if tenant.path.is_empty() {
+        "/"
+    } else {
+        &tenant.path
+    };
     let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
     if tenant.secure {
         c.push_str("; Secure");
@@ -312,7 +379,10 @@ fn browser_headers(r: &mut Reply) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -26,8 +26,8 @@ pub mod pages;
 pub mod reply;
 pub mod request;
 
-pub use reply::Reply;
 pub use crate::oauth::Params;
+pub use reply::Reply;
 pub use request::Request;
 
 /// Largest request body accepted (form endpoints).

@@ -36,7 +36,10 @@ pub fn json_no_store(code: u16, value: &serde_json::Value) -> Reply {
 
 pub fn no_store(r: &mut Reply) {
     let h = r.headers_mut();
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store, no-cache"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 

@@ -114,7 +114,10 @@ mod tests {
         );
         assert_eq!(parse_basic("Bearer abc").unwrap(), None);
         assert!(parse_basic("Basic !!!").is_err());
-        let no_colon = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("x"));
+        let no_colon = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("x")
+        );
         assert!(parse_basic(&no_colon).is_err());
     }
 }

@@ -115,7 +115,11 @@ pub struct Pending {
 }
 
 /// `GET|POST /authorize`.
-pub async fn authorize(ctx: &Ctx<'_>, params: Result<Params, OAuthError>, cookies: &BrowserCookies) -> Outcome {
+pub async fn authorize(
+    ctx: &Ctx<'_>,
+    params: Result<Params, OAuthError>,
+    cookies: &BrowserCookies,
+) -> Outcome {
     let params = match params {
         Ok(p) => p,
         Err(e) => return Outcome::step(Step::ErrorPage(e)),
@@ -156,7 +160,9 @@ pub async fn authorize(ctx: &Ctx<'_>, params: Result<Params, OAuthError>, cookie
         )))
     };
     if state.as_ref().is_some_and(|s| s.len() > MAX_PARAM_LEN) {
-        return Outcome::step(Step::ErrorPage(OAuthError::invalid_request("state is too long")));
+        return Outcome::step(Step::ErrorPage(OAuthError::invalid_request(
+            "state is too long",
+        )));
     }
 
     let mut cookies = cookies.clone();
@@ -166,7 +172,13 @@ pub async fn authorize(ctx: &Ctx<'_>, params: Result<Params, OAuthError>, cookie
         cookies.binding = Some(b.clone());
         set_binding = Some(b);
     }
-    let pending = match validate(ctx.tenant, &client, &params, redirect_uri.clone(), cookies.binding.as_deref().unwrap_or("")) {
+    let pending = match validate(
+        ctx.tenant,
+        &client,
+        &params,
+        redirect_uri.clone(),
+        cookies.binding.as_deref().unwrap_or(""),
+    ) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
@@ -188,10 +200,16 @@ fn validate(
     binding: &str,
 ) -> Result<Pending, OAuthError> {
     if params.get("request").is_some() {
-        return Err(OAuthError::new(ErrorCode::RequestNotSupported, "request objects are not supported"));
+        return Err(OAuthError::new(
+            ErrorCode::RequestNotSupported,
+            "request objects are not supported",
+        ));
     }
     if params.get("request_uri").is_some() {
-        return Err(OAuthError::new(ErrorCode::RequestUriNotSupported, "request_uri is not supported"));
+        return Err(OAuthError::new(
+            ErrorCode::RequestUriNotSupported,
+            "request_uri is not supported",
+        ));
     }
     match params.get("response_type") {
         None => return Err(OAuthError::invalid_request("response_type is required")),
@@ -205,7 +223,9 @@ fn validate(
     }
     if let Some(mode) = params.get("response_mode") {
         if mode != "query" {
-            return Err(OAuthError::invalid_request("only response_mode=query is supported"));
+            return Err(OAuthError::invalid_request(
+                "only response_mode=query is supported",
+            ));
         }
     }
     if !client.allows_grant(GrantType::AuthorizationCode) {
@@ -215,8 +235,14 @@ fn validate(
         ));
     }
     let requested = match params.get("scope") {
-        None => return Err(OAuthError::new(ErrorCode::InvalidScope, "scope is required")),
-        Some(s) => Scopes::parse(s).ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?,
+        None => {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidScope,
+                "scope is required",
+            ))
+        }
+        Some(s) => Scopes::parse(s)
+            .ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?,
     };
     let decision = default_decision(tenant, client, &requested, GrantType::AuthorizationCode);
     if decision.granted.is_empty() {
@@ -237,24 +263,32 @@ fn validate(
     )?;
     let prompt: Vec<String> = params
         .get("prompt")
-        .map(|p| p.split(' ').filter(|s| !s.is_empty()).map(str::to_string).collect())
+        .map(|p| {
+            p.split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
         .unwrap_or_default();
     for p in &prompt {
         if !matches!(p.as_str(), "none" | "login" | "consent" | "select_account") {
-            return Err(OAuthError::invalid_request(format!("unsupported prompt value `{p}`")));
+            return Err(OAuthError::invalid_request(format!(
+                "unsupported prompt value `{p}`"
+            )));
         }
     }
     if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
-        return Err(OAuthError::invalid_request("prompt=none cannot be combined with other values"));
+        return Err(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other values",
+        ));
     }
-    let max_age = match params.get("max_age") {
-        None => None,
-        Some(v) => Some(
-            v.parse::<u32>()
-                .map(i64::from)
-                .map_err(|_| OAuthError::invalid_request("max_age must be a non-negative integer"))?,
-        ),
-    };
+    let max_age =
+        match params.get("max_age") {
+            None => None,
+            Some(v) => Some(v.parse::<u32>().map(i64::from).map_err(|_| {
+                OAuthError::invalid_request("max_age must be a non-negative integer")
+            })?),
+        };
     Ok(Pending {
         client_id: client.id.clone(),
         redirect_uri,
@@ -293,7 +327,10 @@ async fn proceed(
         .as_ref()
         .and_then(|s| ctx.tenant.user_by_sub(&s.user_sub).map(|u| (s, u.clone())));
     let reauth = !just_logged_in
-        && (pending.prompt.iter().any(|p| p == "login" || p == "select_account")
+        && (pending
+            .prompt
+            .iter()
+            .any(|p| p == "login" || p == "select_account")
             || match (&user, pending.max_age) {
                 (Some((s, _)), Some(max_age)) => ctx.now - s.auth_time > max_age,
                 _ => false,
@@ -302,7 +339,10 @@ async fn proceed(
         Some((s, u)) if !reauth => (s.clone(), u),
         _ => {
             if prompt_none {
-                return fail(OAuthError::new(ErrorCode::LoginRequired, "the user is not signed in"));
+                return fail(OAuthError::new(
+                    ErrorCode::LoginRequired,
+                    "the user is not signed in",
+                ));
             }
             return match store_pending(ctx, &pending, rid).await {
                 Ok(rid) => Outcome::step(Step::GoToLogin { rid }),
@@ -314,10 +354,17 @@ async fn proceed(
     let requested = Scopes::parse(&pending.requested).unwrap_or_default();
     let decision = default_decision(ctx.tenant, client, &requested, GrantType::AuthorizationCode);
     if decision.granted.is_empty() {
-        return fail(OAuthError::new(ErrorCode::InvalidScope, "no scope can be granted"));
+        return fail(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "no scope can be granted",
+        ));
     }
     if !client.skip_consent && !consented {
-        let previous = match ctx.store.find_consent(&ctx.tenant.id, &client.id, &user.sub).await {
+        let previous = match ctx
+            .store
+            .find_consent(&ctx.tenant.id, &client.id, &user.sub)
+            .await
+        {
             Ok(p) => p.and_then(|s| Scopes::parse(&s)).unwrap_or_default(),
             Err(e) => return fail(e.into()),
         };
@@ -326,7 +373,10 @@ async fn proceed(
             || decision.granted.contains("offline_access");
         if needed {
             if prompt_none {
-                return fail(OAuthError::new(ErrorCode::ConsentRequired, "the user has not consented"));
+                return fail(OAuthError::new(
+                    ErrorCode::ConsentRequired,
+                    "the user has not consented",
+                ));
             }
             let binding_hash = pending.browser.clone();
             let rid = match store_pending(ctx, &pending, rid).await {
@@ -379,7 +429,11 @@ async fn proceed(
         return fail(e.into());
     }
     if let Some(rid) = rid {
-        if let Err(e) = ctx.store.delete_auth_request(&ctx.tenant.id, TokenHash::of(&rid)).await {
+        if let Err(e) = ctx
+            .store
+            .delete_auth_request(&ctx.tenant.id, TokenHash::of(&rid))
+            .await
+        {
             tracing::warn!(error = %e, "could not delete a finished authorization request");
         }
     }
@@ -399,7 +453,11 @@ async fn proceed(
 }
 
 /// Store the pending request unless it already is; returns its `rid`.
-async fn store_pending(ctx: &Ctx<'_>, pending: &Pending, rid: Option<String>) -> Result<String, OAuthError> {
+async fn store_pending(
+    ctx: &Ctx<'_>,
+    pending: &Pending,
+    rid: Option<String>,
+) -> Result<String, OAuthError> {
     if let Some(rid) = rid {
         return Ok(rid);
     }
@@ -440,13 +498,24 @@ async fn load_pending(
         .ok_or_else(expired)?;
     let pending: Pending = serde_json::from_str(&row.params).map_err(|_| expired())?;
     let binding = cookies.binding.as_deref().unwrap_or("");
-    let same_browser: bool = hex_sha256(binding).as_bytes().ct_eq(pending.browser.as_bytes()).into();
+    let same_browser: bool = hex_sha256(binding)
+        .as_bytes()
+        .ct_eq(pending.browser.as_bytes())
+        .into();
     if !same_browser {
         return Err(expired());
     }
-    let client = ctx.tenant.client(&pending.client_id).cloned().ok_or_else(expired)?;
+    let client = ctx
+        .tenant
+        .client(&pending.client_id)
+        .cloned()
+        .ok_or_else(expired)?;
     // The configuration may have changed since: the redirect URI must still be registered.
-    if !client.redirect_uris.iter().any(|r| r == &pending.redirect_uri) {
+    if !client
+        .redirect_uris
+        .iter()
+        .any(|r| r == &pending.redirect_uri)
+    {
         return Err(expired());
     }
     Ok((pending, client))
@@ -458,7 +527,9 @@ fn check_csrf(rid: &str, pending: &Pending, given: Option<&str>) -> Result<(), O
     if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
         Ok(())
     } else {
-        Err(OAuthError::invalid_request("the form has expired (CSRF check failed); start again"))
+        Err(OAuthError::invalid_request(
+            "the form has expired (CSRF check failed); start again",
+        ))
     }
 }
 
@@ -517,7 +588,11 @@ pub async fn login_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCookies
     };
 
     if let Some(old) = cookies.session.as_deref() {
-        if let Err(e) = ctx.store.revoke_session(&ctx.tenant.id, TokenHash::of(old), ctx.now).await {
+        if let Err(e) = ctx
+            .store
+            .revoke_session(&ctx.tenant.id, TokenHash::of(old), ctx.now)
+            .await
+        {
             tracing::warn!(error = %e, "could not end the previous session");
         }
     }
@@ -567,21 +642,48 @@ pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCooki
     match form.get("decision") {
         Some("allow") => {}
         Some("deny") => {
-            let _ = ctx.store.delete_auth_request(&ctx.tenant.id, TokenHash::of(&rid)).await;
-            return deny(OAuthError::new(ErrorCode::AccessDenied, "the user denied the request"));
+            let _ = ctx
+                .store
+                .delete_auth_request(&ctx.tenant.id, TokenHash::of(&rid))
+                .await;
+            return deny(OAuthError::new(
+                ErrorCode::AccessDenied,
+                "the user denied the request",
+            ));
         }
-        _ => return Outcome::step(Step::ErrorPage(OAuthError::invalid_request("decision must be allow or deny"))),
+        _ => {
+            return Outcome::step(Step::ErrorPage(OAuthError::invalid_request(
+                "decision must be allow or deny",
+            )))
+        }
     }
     let requested = Scopes::parse(&pending.requested).unwrap_or_default();
-    let decision = default_decision(ctx.tenant, &client, &requested, GrantType::AuthorizationCode);
-    let previous = match ctx.store.find_consent(&ctx.tenant.id, &client.id, &session.user_sub).await {
+    let decision = default_decision(
+        ctx.tenant,
+        &client,
+        &requested,
+        GrantType::AuthorizationCode,
+    );
+    let previous = match ctx
+        .store
+        .find_consent(&ctx.tenant.id, &client.id, &session.user_sub)
+        .await
+    {
         Ok(p) => p.and_then(|s| Scopes::parse(&s)).unwrap_or_default(),
         Err(e) => return deny(e.into()),
     };
-    let remembered = previous.union(&decision.granted).filter(|s| s != "offline_access");
+    let remembered = previous
+        .union(&decision.granted)
+        .filter(|s| s != "offline_access");
     if let Err(e) = ctx
         .store
-        .save_consent(&ctx.tenant.id, &client.id, &session.user_sub, &remembered.to_string(), ctx.now)
+        .save_consent(
+            &ctx.tenant.id,
+            &client.id,
+            &session.user_sub,
+            &remembered.to_string(),
+            ctx.now,
+        )
         .await
     {
         return deny(e.into());
@@ -589,15 +691,26 @@ pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCooki
     proceed(ctx, &client, pending, Some(rid), Some(session), true, true).await
 }
 
-async fn current_session(ctx: &Ctx<'_>, cookies: &BrowserCookies) -> Result<Option<SessionRow>, OAuthError> {
+async fn current_session(
+    ctx: &Ctx<'_>,
+    cookies: &BrowserCookies,
+) -> Result<Option<SessionRow>, OAuthError> {
     match cookies.session.as_deref() {
-        Some(sid) if sid.len() <= 128 => Ok(ctx.store.find_session(&ctx.tenant.id, TokenHash::of(sid), ctx.now).await?),
+        Some(sid) if sid.len() <= 128 => Ok(ctx
+            .store
+            .find_session(&ctx.tenant.id, TokenHash::of(sid), ctx.now)
+            .await?),
         _ => Ok(None),
     }
 }
 
 /// RFC 6749 §4.1.2.1 error redirect, with `state` and `iss` (RFC 9207).
-pub fn error_redirect(redirect_uri: &str, e: &OAuthError, state: Option<&str>, issuer: &str) -> String {
+pub fn error_redirect(
+    redirect_uri: &str,
+    e: &OAuthError,
+    state: Option<&str>,
+    issuer: &str,
+) -> String {
     match url::Url::parse(redirect_uri) {
         Ok(mut u) => {
             {
@@ -625,7 +738,10 @@ fn csrf_token(rid: &str, browser_hash: &str) -> String {
 }
 
 fn hex_sha256(s: &str) -> String {
-    Sha256::digest(s.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -635,7 +751,12 @@ mod tests {
     #[test]
     fn error_redirect_keeps_existing_query_and_adds_state_and_iss() {
         let e = OAuthError::new(ErrorCode::AccessDenied, "no");
-        let url = error_redirect("https://app.example/cb?x=1", &e, Some("s t"), "https://id.example/t");
+        let url = error_redirect(
+            "https://app.example/cb?x=1",
+            &e,
+            Some("s t"),
+            "https://id.example/t",
+        );
         assert_eq!(
             url,
             "https://app.example/cb?x=1&error=access_denied&error_description=no&state=s+t&iss=https%3A%2F%2Fid.example%2Ft"

@@ -9,7 +9,15 @@ use crate::tenant::Tenant;
 pub fn document(tenant: &Tenant) -> Value {
     let scopes: Vec<&str> = tenant.scopes.keys().map(String::as_str).collect();
     let mut claims: Vec<&str> = vec![
-        "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp",
+        "sub",
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "auth_time",
+        "nonce",
+        "at_hash",
+        "azp",
     ];
     for scope in tenant.scopes.values() {
         for c in &scope.claims {

@@ -117,7 +117,10 @@ impl OAuthError {
     }
 
     pub fn server_error() -> OAuthError {
-        OAuthError::new(ErrorCode::ServerError, "the server could not complete the request")
+        OAuthError::new(
+            ErrorCode::ServerError,
+            "the server could not complete the request",
+        )
     }
 
     pub fn to_json(&self) -> serde_json::Value {

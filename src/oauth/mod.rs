@@ -5,6 +5,8 @@ pub mod authorize;
 pub mod client_auth;
 pub mod discovery;
 pub mod error;
+pub mod introspect;
+pub mod logout;
 pub mod params;
 pub mod password;
 pub mod pkce;

@@ -27,7 +27,10 @@ impl Params {
 
     /// The value of `name`, if present and non-empty.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
@@ -58,5 +61,4 @@ mod tests {
         assert_eq!(p.get("state"), Some("xyz"));
         assert!(p.require("scope").is_err());
     }
-
 }

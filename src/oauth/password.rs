@@ -1,6 +1,8 @@
 //! Password and secret hashes: argon2id for new ones, argon2 and bcrypt accepted.
 
-use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
 use argon2::Argon2;
 
 /// An argon2id PHC string for `secret` with the default (OWASP) parameters.
@@ -32,7 +34,9 @@ pub fn verify(secret: &[u8], phc: &str) -> bool {
 fn permits() -> &'static tokio::sync::Semaphore {
     static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     PERMITS.get_or_init(|| {
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         tokio::sync::Semaphore::new(n)
     })
 }

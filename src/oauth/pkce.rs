@@ -10,8 +10,7 @@ use super::OAuthError;
 /// RFC 7636 §4.1: 43–128 characters of `[A-Za-z0-9-._~]`.
 pub fn is_valid_verifier(v: &str) -> bool {
     (43..=128).contains(&v.len())
-        && v
-            .bytes()
+        && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
@@ -36,8 +35,7 @@ pub fn validate_challenge(
         (Some(c), Some("S256")) => {
             // base64url (no padding) of a SHA-256: exactly 43 characters.
             let ok = c.len() == 43
-                && c
-                    .bytes()
+                && c.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if ok {
                 Ok(Some(c.to_string()))
@@ -71,7 +69,10 @@ mod tests {
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert_eq!(s256(verifier), challenge);
         assert!(verify(challenge, verifier));
-        assert!(!verify(challenge, "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK"));
+        assert!(!verify(
+            challenge,
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK"
+        ));
     }
 
     #[test]

@@ -81,8 +81,7 @@ impl std::fmt::Display for Scopes {
 pub fn is_scope_token(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 128
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
@@ -103,8 +102,7 @@ pub fn default_decision(
     requested: &Scopes,
     grant: GrantType,
 ) -> Decision {
-    let mut granted =
-        requested.filter(|s| client.allows_scope(s) && tenant.scopes.contains_key(s));
+    let mut granted = requested.filter(|s| client.allows_scope(s) && tenant.scopes.contains_key(s));
     if grant == GrantType::ClientCredentials {
         // No user: nothing OIDC.
         granted = granted.filter(|s| {

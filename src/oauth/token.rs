@@ -29,7 +29,11 @@ pub struct TokenResponse {
 const MAX_TOKEN_LEN: usize = 4096;
 
 /// `POST /token`.
-pub async fn token(ctx: &Ctx<'_>, params: &Params, presented: Presented) -> Result<TokenResponse, OAuthError> {
+pub async fn token(
+    ctx: &Ctx<'_>,
+    params: &Params,
+    presented: Presented,
+) -> Result<TokenResponse, OAuthError> {
     let grant = params.require("grant_type")?;
     let grant = match grant {
         "authorization_code" => GrantType::AuthorizationCode,
@@ -49,7 +53,13 @@ pub async fn token(ctx: &Ctx<'_>, params: &Params, presented: Presented) -> Resu
             format!("this client may not use the {} grant", grant.as_str()),
         ));
     }
-    for name in ["code", "refresh_token", "code_verifier", "redirect_uri", "scope"] {
+    for name in [
+        "code",
+        "refresh_token",
+        "code_verifier",
+        "redirect_uri",
+        "scope",
+    ] {
         if params.get(name).is_some_and(|v| v.len() > MAX_TOKEN_LEN) {
             return Err(OAuthError::invalid_request(format!("{name} is too long")));
         }
@@ -61,35 +71,59 @@ pub async fn token(ctx: &Ctx<'_>, params: &Params, presented: Presented) -> Resu
     }
 }
 
-async fn authorization_code(ctx: &Ctx<'_>, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+async fn authorization_code(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
     let code = params.require("code")?;
     let redirect_uri = params.get("redirect_uri");
     if redirect_uri.is_none() && client.redirect_uris.len() != 1 {
         return Err(OAuthError::invalid_request("redirect_uri is required"));
     }
-    let row = match ctx.store.consume_code(&ctx.tenant.id, TokenHash::of(code), ctx.now).await? {
+    let row = match ctx
+        .store
+        .consume_code(&ctx.tenant.id, TokenHash::of(code), ctx.now)
+        .await?
+    {
         CodeConsumption::Consumed(row) => row,
         CodeConsumption::AlreadyUsed(row) => {
             // RFC 6749 §4.1.2: a replayed code revokes what it produced.
             tracing::warn!(tenant = %ctx.tenant.id, client = %row.client_id, "authorization code replayed; revoking its grant");
-            ctx.store.revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now).await?;
-            return Err(OAuthError::invalid_grant("the authorization code was already used"));
+            ctx.store
+                .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
+                .await?;
+            return Err(OAuthError::invalid_grant(
+                "the authorization code was already used",
+            ));
         }
-        CodeConsumption::NotFound => return Err(OAuthError::invalid_grant("the authorization code is invalid")),
+        CodeConsumption::NotFound => {
+            return Err(OAuthError::invalid_grant(
+                "the authorization code is invalid",
+            ))
+        }
     };
     if row.client_id != client.id {
-        return Err(OAuthError::invalid_grant("the authorization code was issued to another client"));
+        return Err(OAuthError::invalid_grant(
+            "the authorization code was issued to another client",
+        ));
     }
     if row.expires_at <= ctx.now {
-        return Err(OAuthError::invalid_grant("the authorization code has expired"));
+        return Err(OAuthError::invalid_grant(
+            "the authorization code has expired",
+        ));
     }
     if redirect_uri.is_some_and(|r| r != row.redirect_uri) {
-        return Err(OAuthError::invalid_grant("redirect_uri differs from the authorization request"));
+        return Err(OAuthError::invalid_grant(
+            "redirect_uri differs from the authorization request",
+        ));
     }
     match (&row.code_challenge, params.get("code_verifier")) {
         (Some(challenge), Some(verifier)) => {
             if !pkce::verify(challenge, verifier) {
-                return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge"));
+                return Err(OAuthError::invalid_grant(
+                    "code_verifier does not match the code_challenge",
+                ));
             }
         }
         (Some(_), None) => return Err(OAuthError::invalid_grant("code_verifier is required")),
@@ -119,7 +153,11 @@ async fn authorization_code(ctx: &Ctx<'_>, client: &Client, params: &Params) -> 
     .await
 }
 
-async fn refresh_token(ctx: &Ctx<'_>, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+async fn refresh_token(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
     let presented = params.require("refresh_token")?;
     let hash = TokenHash::of(presented);
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
@@ -134,7 +172,9 @@ async fn refresh_token(ctx: &Ctx<'_>, client: &Client, params: &Params) -> Resul
     if row.used_at.is_some() && row.revoked_at.is_none() {
         // A rotated token came back: it was stolen or replayed. Revoke the family.
         tracing::warn!(tenant = %ctx.tenant.id, client = %client.id, "refresh token replayed; revoking its family");
-        ctx.store.revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now).await?;
+        ctx.store
+            .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
+            .await?;
         return Err(invalid());
     }
     if row.revoked_at.is_some() || row.expires_at <= ctx.now || row.family_expires_at <= ctx.now {
@@ -144,7 +184,8 @@ async fn refresh_token(ctx: &Ctx<'_>, client: &Client, params: &Params) -> Resul
     let requested = match params.get("scope") {
         None => original.clone(),
         Some(s) => {
-            let s = Scopes::parse(s).ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
+            let s = Scopes::parse(s)
+                .ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?;
             if !s.is_subset(&original) {
                 return Err(OAuthError::new(
                     ErrorCode::InvalidScope,
@@ -156,9 +197,16 @@ async fn refresh_token(ctx: &Ctx<'_>, client: &Client, params: &Params) -> Resul
     };
     let decision = default_decision(ctx.tenant, client, &requested, GrantType::RefreshToken);
     if decision.granted.is_empty() {
-        return Err(OAuthError::new(ErrorCode::InvalidScope, "no scope can be granted"));
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "no scope can be granted",
+        ));
     }
-    let user = ctx.tenant.user_by_sub(&row.user_sub).cloned().ok_or_else(invalid)?;
+    let user = ctx
+        .tenant
+        .user_by_sub(&row.user_sub)
+        .cloned()
+        .ok_or_else(invalid)?;
     // The successor keeps the family's original scope, so a narrower refresh
     // does not shrink what later refreshes may ask for.
     let successor = random_token();
@@ -178,11 +226,17 @@ async fn refresh_token(ctx: &Ctx<'_>, client: &Client, params: &Params) -> Resul
         used_at: None,
         revoked_at: None,
     };
-    match ctx.store.rotate_refresh_token(&ctx.tenant.id, hash, Some(next), ctx.now).await? {
+    match ctx
+        .store
+        .rotate_refresh_token(&ctx.tenant.id, hash, Some(next), ctx.now)
+        .await?
+    {
         Rotation::Rotated => {}
         Rotation::AlreadyUsed => {
             tracing::warn!(tenant = %ctx.tenant.id, client = %client.id, "refresh token used twice; revoking its family");
-            ctx.store.revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now).await?;
+            ctx.store
+                .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
+                .await?;
             return Err(invalid());
         }
         Rotation::NotFound => return Err(invalid()),
@@ -202,17 +256,35 @@ async fn refresh_token(ctx: &Ctx<'_>, client: &Client, params: &Params) -> Resul
     Ok(response)
 }
 
-async fn client_credentials(ctx: &Ctx<'_>, client: &Client, params: &Params) -> Result<TokenResponse, OAuthError> {
+async fn client_credentials(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    params: &Params,
+) -> Result<TokenResponse, OAuthError> {
     let requested = match params.get("scope") {
-        Some(s) => Scopes::parse(s).ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?,
+        Some(s) => Scopes::parse(s)
+            .ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?,
         None => Scopes::from_vec(client.scopes.clone()),
     };
     let decision = default_decision(ctx.tenant, client, &requested, GrantType::ClientCredentials);
     if params.get("scope").is_some() && decision.granted.is_empty() {
-        return Err(OAuthError::new(ErrorCode::InvalidScope, "none of the requested scopes is available"));
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "none of the requested scopes is available",
+        ));
     }
     let grant_id = random_token();
-    issue(ctx, client, Subject::Client, &decision.granted, &grant_id, ctx.now, None, false).await
+    issue(
+        ctx,
+        client,
+        Subject::Client,
+        &decision.granted,
+        &grant_id,
+        ctx.now,
+        None,
+        false,
+    )
+    .await
 }
 
 /// Who a token is about.
@@ -242,7 +314,9 @@ async fn issue(
         Subject::User(u) => Some(u),
         Subject::Client => None,
     };
-    let sub = user.map(|u| u.sub.clone()).unwrap_or_else(|| client.id.clone());
+    let sub = user
+        .map(|u| u.sub.clone())
+        .unwrap_or_else(|| client.id.clone());
     let jti = random_token();
     let (access_token, hash, jwt) = match tenant.access_token_format {
         AccessTokenFormat::Opaque => {
@@ -291,7 +365,16 @@ async fn issue(
         .await?;
 
     let id_token = match user {
-        Some(u) if scopes.contains("openid") => Some(id_token(tenant, client, u, scopes, auth_time, nonce, &access_token, now)?),
+        Some(u) if scopes.contains("openid") => Some(id_token(
+            tenant,
+            client,
+            u,
+            scopes,
+            auth_time,
+            nonce,
+            &access_token,
+            now,
+        )?),
         _ => None,
     };
 

@@ -20,7 +20,12 @@ pub struct ValidToken {
 /// Check an access token of this tenant: signature (JWT) or lookup (opaque),
 /// expiry, and revocation. Any failure is `invalid_token`, without detail.
 pub async fn validate_access_token(ctx: &Ctx<'_>, token: &str) -> Result<ValidToken, OAuthError> {
-    let invalid = || OAuthError::new(ErrorCode::InvalidToken, "the access token is invalid, expired or revoked");
+    let invalid = || {
+        OAuthError::new(
+            ErrorCode::InvalidToken,
+            "the access token is invalid, expired or revoked",
+        )
+    };
     if token.is_empty() || token.len() > 8192 {
         return Err(invalid());
     }
@@ -36,7 +41,10 @@ pub async fn validate_access_token(ctx: &Ctx<'_>, token: &str) -> Result<ValidTo
             // An ID token is not an access token.
             return Err(invalid());
         }
-        let jti = claims.get("jti").and_then(Value::as_str).ok_or_else(invalid)?;
+        let jti = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .ok_or_else(invalid)?;
         (TokenHash::of(jti), claims)
     } else {
         (TokenHash::of(token), Map::new())
@@ -57,7 +65,10 @@ pub async fn userinfo(ctx: &Ctx<'_>, token: &str) -> Result<Value, OAuthError> {
     let valid = validate_access_token(ctx, token).await?;
     let scopes = Scopes::parse(&valid.row.scope).unwrap_or_default();
     if !scopes.contains("openid") {
-        return Err(OAuthError::new(ErrorCode::InsufficientScope, "the token lacks the openid scope"));
+        return Err(OAuthError::new(
+            ErrorCode::InsufficientScope,
+            "the token lacks the openid scope",
+        ));
     }
     let user = valid
         .row

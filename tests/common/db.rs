@@ -174,3 +174,14 @@ fn create_postgres(url: &str) -> TestDb {
         guard: Guard::Postgres { server, name },
     }
 }
+
+/// A fresh SQLite database only.
+pub fn sqlite() -> TestDb {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let url = format!("sqlite://{}", dir.path().join("sesame.db").display());
+    TestDb {
+        backend: "sqlite",
+        url,
+        guard: Guard::Dir(dir),
+    }
+}

@@ -40,7 +40,9 @@ impl Server {
         let mut last_err = String::new();
         for _ in 0..5 {
             let port = free_port();
-            let text = yaml.replace("{port}", &port.to_string()).replace("{db}", db_url);
+            let text = yaml
+                .replace("{port}", &port.to_string())
+                .replace("{db}", db_url);
             let cfg = dir.join("sesame.yaml");
             std::fs::write(&cfg, text).expect("write config");
             match Server::spawn(&dir, &cfg, port) {
@@ -71,7 +73,9 @@ impl Server {
                 if n == 0 {
                     break;
                 }
-                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
         let (tx, rx) = mpsc::channel();
@@ -141,4 +145,38 @@ pub fn client() -> reqwest::blocking::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
+}
+
+/// A server with the database it runs on (dropped after the server).
+pub struct Running {
+    pub server: Server,
+    pub db: db::TestDb,
+}
+
+impl std::ops::Deref for Running {
+    type Target = Server;
+    fn deref(&self) -> &Server {
+        &self.server
+    }
+}
+
+/// One server per database the environment offers (SQLite always; MariaDB and
+/// PostgreSQL when their `SESAME_TEST_*_URL` is set and the feature is built).
+pub fn start_all(yaml: &str) -> Vec<Running> {
+    db::test_databases()
+        .into_iter()
+        .map(|db| Running {
+            server: Server::start(yaml, &db.url),
+            db,
+        })
+        .collect()
+}
+
+/// A server on a fresh SQLite database.
+pub fn start_sqlite(yaml: &str) -> Running {
+    let db = db::sqlite();
+    Running {
+        server: Server::start(yaml, &db.url),
+        db,
+    }
 }
