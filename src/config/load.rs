@@ -108,15 +108,12 @@ fn parse_yaml(text: &str) -> Result<Value, String> {
 
 /// serde_yaml appends ` at line L column C` to its messages; we put it first.
 fn strip_location(msg: &str) -> String {
-    match msg.find(" at line ") {
-        Some(i) => {
-            msg[..i].to_string()
-                + &msg[i..]
-                    .splitn(2, ',')
-                    .nth(1)
-                    .map(|r| format!(",{r}"))
-                    .unwrap_or_default()
-        }
+    match msg.split_once(" at line ") {
+        // "problem at line L column C, while parsing X at line ..." -> "problem, while parsing X at line ..."
+        Some((head, tail)) => match tail.split_once(',') {
+            Some((_, rest)) => format!("{head},{rest}"),
+            None => head.to_string(),
+        },
         None => msg.to_string(),
     }
 }
@@ -266,6 +263,7 @@ fn blame_users_file(e: ConfigError, file_users: &[Option<(usize, PathBuf)>]) -> 
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use std::collections::HashMap;
     use std::time::Duration;
