@@ -79,6 +79,7 @@ pub mod option {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use serde::Serialize;

@@ -543,3 +543,628 @@ fn check_bcrypt(hash: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    pub(crate) const ARGON2: &str =
+        "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0R8X5rmJ1RlV3Xj0pGZaKZ+4b6m2JdW7XGJiyq8Ljb0";
+
+    fn bcrypt_hash() -> String {
+        bcrypt::hash("pw", 4).unwrap()
+    }
+
+    fn indent(text: &str, n: usize) -> String {
+        text.lines()
+            .map(|l| format!("{}{l}\n", " ".repeat(n)))
+            .collect()
+    }
+
+    /// One tenant `demo` with the given extra fields.
+    fn tenant(fields: &str) -> String {
+        format!(
+            "tenants:\n  - id: demo\n    issuer: https://id.example.com/demo\n{}",
+            indent(fields, 4)
+        )
+    }
+
+    /// One tenant with one client `app` with the given fields (and a redirect URI unless given).
+    fn client(fields: &str) -> String {
+        let mut f = fields.to_string();
+        if !f.lines().any(|l| l.starts_with("redirect_uris:")) {
+            f.push_str("\nredirect_uris: [https://app.example.com/cb]");
+        }
+        tenant(&format!("clients:\n  - id: app\n{}", indent(&f, 4)))
+    }
+
+    fn errors(yaml: &str) -> Vec<ConfigError> {
+        match load_str(yaml, Path::new("/nonexistent-base"), &|_| None) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0,
+        }
+    }
+
+    /// The config has exactly one problem, at `path`, whose message contains `fragment`.
+    #[track_caller]
+    fn only_error(yaml: &str, path: &str, fragment: &str) {
+        let errs = errors(yaml);
+        assert!(
+            errs.len() == 1 && errs[0].path == path && errs[0].message.contains(fragment),
+            "expected exactly `{path}: ...{fragment}...`, got {errs:#?}\nfor:\n{yaml}"
+        );
+    }
+
+    #[test]
+    fn base_configs_are_valid() {
+        assert_eq!(errors(&tenant("")), vec![]);
+        assert_eq!(errors(&client("")), vec![]);
+        assert_eq!(errors(""), vec![]);
+    }
+
+    #[test]
+    fn trusted_proxies_are_ips_or_cidrs() {
+        let ok = "server:\n  trusted_proxies: [10.0.0.1, 10.0.0.0/8, '::1', 'fd00::/8']";
+        assert_eq!(errors(ok), vec![]);
+        only_error(
+            "server:\n  trusted_proxies: [10.0.0.1, proxy.local]",
+            "server.trusted_proxies[1]",
+            "not an IP address or CIDR",
+        );
+        only_error(
+            "server:\n  trusted_proxies: [10.0.0.0/40]",
+            "server.trusted_proxies[0]",
+            "CIDR",
+        );
+    }
+
+    #[test]
+    fn database_url_scheme_must_be_known() {
+        for url in [
+            "sqlite://x.db",
+            "mysql://u:p@h/db",
+            "postgres://h/db",
+            "postgresql://h/db",
+        ] {
+            assert_eq!(
+                errors(&format!("database:\n  url: '{url}'")),
+                vec![],
+                "{url}"
+            );
+        }
+        only_error(
+            "database:\n  url: mongodb://h/db",
+            "database.url",
+            "unknown database scheme \"mongodb\"",
+        );
+        only_error(
+            "database:\n  url: data/sesame.db",
+            "database.url",
+            "not a database URL",
+        );
+    }
+
+    #[test]
+    fn database_url_errors_do_not_leak_the_password() {
+        let errs = errors("database:\n  url: mongo://user:hunter2@h/db");
+        assert!(!errs[0].message.contains("hunter2"), "{errs:?}");
+    }
+
+    #[test]
+    fn pool_size_and_connect_timeout_must_be_positive() {
+        only_error(
+            "database:\n  pool_size: 0",
+            "database.pool_size",
+            "greater than 0",
+        );
+        only_error(
+            "database:\n  connect_timeout: 0s",
+            "database.connect_timeout",
+            "greater than 0",
+        );
+    }
+
+    #[test]
+    fn tenant_id_charset_and_emptiness() {
+        let t =
+            |id: &str| format!("tenants:\n  - id: '{id}'\n    issuer: https://id.example.com/x");
+        only_error(&t(""), "tenants[0].id", "must not be empty");
+        only_error(&t("Demo"), "tenants[0].id", "a-z, 0-9 and -");
+        only_error(&t("de mo"), "tenants[0].id", "a-z, 0-9 and -");
+        assert_eq!(errors(&t("demo-2")), vec![]);
+    }
+
+    #[test]
+    fn tenant_ids_are_unique() {
+        let yaml = "tenants:\n  - id: a\n    issuer: https://a.example.com\n  - id: a\n    issuer: https://b.example.com";
+        only_error(
+            yaml,
+            "tenants[1].id",
+            "duplicate tenant id \"a\" (also tenants[0])",
+        );
+    }
+
+    #[test]
+    fn issuer_must_be_absolute_http_without_query_or_fragment() {
+        let t = |iss: &str| format!("tenants:\n  - id: a\n    issuer: '{iss}'");
+        only_error(&t("/demo"), "tenants[0].issuer", "not an absolute URL");
+        only_error(
+            &t("ftp://id.example.com"),
+            "tenants[0].issuer",
+            "http or https",
+        );
+        only_error(
+            &t("https://id.example.com/?x=1"),
+            "tenants[0].issuer",
+            "query",
+        );
+        only_error(
+            &t("https://id.example.com/#x"),
+            "tenants[0].issuer",
+            "fragment",
+        );
+        only_error(
+            &t("https://u:p@id.example.com/"),
+            "tenants[0].issuer",
+            "user name or password",
+        );
+        assert_eq!(errors(&t("http://127.0.0.1:8080/demo")), vec![]);
+    }
+
+    #[test]
+    fn issuers_may_not_share_host_port_and_path() {
+        let two = |a: &str, b: &str| {
+            format!("tenants:\n  - id: a\n    issuer: '{a}'\n  - id: b\n    issuer: '{b}'")
+        };
+        only_error(
+            &two(
+                "https://id.example.com/acme",
+                "https://id.example.com/acme/",
+            ),
+            "tenants[1].issuer",
+            "shares host, port and path with tenants[0]",
+        );
+        only_error(
+            &two("https://id.example.com/x", "https://id.example.com/x"),
+            "tenants[1].issuer",
+            "tenants[0]",
+        );
+        only_error(
+            &two("https://ID.example.com", "http://id.example.com/"),
+            "tenants[1].issuer",
+            "shares",
+        );
+        // Different path, host or port: fine.
+        assert_eq!(
+            errors(&two(
+                "https://id.example.com/acme",
+                "https://id.example.com/globex"
+            )),
+            vec![]
+        );
+        assert_eq!(
+            errors(&two(
+                "https://id.example.com/",
+                "https://id.example.com/acme"
+            )),
+            vec![]
+        );
+        assert_eq!(
+            errors(&two("https://login.acme.com", "https://login.globex.com")),
+            vec![]
+        );
+        assert_eq!(
+            errors(&two("http://127.0.0.1:8080/", "http://127.0.0.1:8081/")),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn tenant_lifetimes_must_be_positive() {
+        only_error(
+            &tenant("lifetimes: { access_token: 0s }"),
+            "tenants[0].lifetimes.access_token",
+            "greater than 0",
+        );
+        assert_eq!(
+            errors(&tenant("lifetimes: { access_token: 5m, session: 12h }")),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn client_lifetimes_must_be_positive() {
+        only_error(
+            &client("lifetimes: { refresh_token_family: 0d }"),
+            "tenants[0].clients[0].lifetimes.refresh_token_family",
+            "greater than 0",
+        );
+    }
+
+    #[test]
+    fn tenant_scope_names_are_scope_tokens() {
+        assert_eq!(
+            errors(&tenant("scopes: { 'api:read': { description: Read } }")),
+            vec![]
+        );
+        only_error(
+            &tenant("scopes: { 'api read': {} }"),
+            "tenants[0].scopes.api read",
+            "not a valid scope name",
+        );
+        only_error(
+            &tenant("scopes: { 'a\"b': {} }"),
+            "tenants[0].scopes.a\"b",
+            "not a valid scope name",
+        );
+        only_error(
+            &tenant("scopes: { 'caf\u{e9}': {} }"),
+            "tenants[0].scopes.caf\u{e9}",
+            "not a valid scope name",
+        );
+        only_error(
+            &tenant("scopes: { '': {} }"),
+            "tenants[0].scopes.",
+            "not a valid scope name",
+        );
+    }
+
+    fn users(list: &str) -> String {
+        tenant(&format!("users:\n{}", indent(list, 2)))
+    }
+
+    #[test]
+    fn usernames_are_non_empty_and_unique() {
+        let u = |name: &str| format!("- {{ username: '{name}', password_hash: '{ARGON2}' }}\n");
+        assert_eq!(errors(&users(&(u("alice") + &u("bob")))), vec![]);
+        only_error(
+            &users(&u("")),
+            "tenants[0].users[0].username",
+            "must not be empty",
+        );
+        only_error(
+            &users(&(u("alice") + &u("bob") + &u("alice"))),
+            "tenants[0].users[2].username",
+            "duplicate username \"alice\" (also users[0])",
+        );
+    }
+
+    #[test]
+    fn explicit_subs_are_unique_and_non_empty() {
+        let u = |name: &str, sub: &str| {
+            format!("- {{ username: {name}, password_hash: '{ARGON2}', sub: '{sub}' }}\n")
+        };
+        only_error(
+            &users(&(u("a", "s1") + &u("b", "s1"))),
+            "tenants[0].users[1].sub",
+            "duplicate sub \"s1\"",
+        );
+        only_error(
+            &users(&u("a", "")),
+            "tenants[0].users[0].sub",
+            "must not be empty",
+        );
+    }
+
+    #[test]
+    fn password_hashes_are_argon2_or_bcrypt() {
+        let u = |hash: &str| format!("- {{ username: a, password_hash: '{hash}' }}");
+        assert_eq!(errors(&users(&u(ARGON2))), vec![]);
+        assert_eq!(errors(&users(&u(&bcrypt_hash()))), vec![]);
+        assert_eq!(
+            errors(&users(&u(&ARGON2.replace("argon2id", "argon2i")))),
+            vec![]
+        );
+        let p = "tenants[0].users[0].password_hash";
+        only_error(
+            &users(&u("hunter2")),
+            p,
+            "not an argon2 ($argon2id$...) or bcrypt",
+        );
+        only_error(&users(&u("")), p, "empty");
+        only_error(&users(&u("$argon2id$v=19$m=19456")), p, "argon2");
+        only_error(
+            &users(&u(&ARGON2.replace("argon2id", "argon2x"))),
+            p,
+            "argon2",
+        );
+        only_error(
+            &users(&u(&ARGON2.replace("t=2", "t=0"))),
+            p,
+            "argon2 parameters",
+        );
+        let b = bcrypt_hash();
+        only_error(
+            &users(&u(&b.replace("$2b$", "$2x$"))),
+            p,
+            "malformed bcrypt hash",
+        );
+        only_error(&users(&u(&b[..50])), p, "malformed bcrypt hash");
+        only_error(
+            &users(&u(&b.replacen("$04$", "$99$", 1))),
+            p,
+            "bcrypt cost 99",
+        );
+        only_error(
+            &users(&u(&format!("{}!", &b[..59]))),
+            p,
+            "malformed bcrypt salt or hash",
+        );
+    }
+
+    #[test]
+    fn user_claims_may_not_set_registered_claims() {
+        only_error(
+            &users(&format!(
+                "- {{ username: a, password_hash: '{ARGON2}', claims: {{ name: A, sub: x }} }}"
+            )),
+            "tenants[0].users[0].claims.sub",
+            "registered claim",
+        );
+    }
+
+    #[test]
+    fn plugin_scripts_must_exist_relative_to_plugins_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("scripts/claims")).unwrap();
+        std::fs::write(dir.path().join("scripts/claims/groups.rhai"), "").unwrap();
+        let yaml = format!(
+            "plugins_dir: scripts\n{}",
+            tenant("plugins: [claims/groups.rhai, claims/missing.rhai, claims/groups.js]\nclients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    plugins: [nope.rhai]")
+        );
+        let errs = load_str(&yaml, dir.path(), &|_| None).unwrap_err().0;
+        let paths: Vec<&str> = errs.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "tenants[0].plugins[1]",
+                "tenants[0].plugins[2]",
+                "tenants[0].clients[0].plugins[0]"
+            ],
+            "{errs:#?}"
+        );
+        assert!(
+            errs[0].message.contains("claims/missing.rhai not found"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[0].message.contains("relative to plugins_dir"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[1].message.contains("must be a .rhai file"),
+            "{errs:#?}"
+        );
+        assert!(
+            errs[2].message.contains("scripts/nope.rhai not found"),
+            "{errs:#?}"
+        );
+    }
+
+    #[test]
+    fn client_ids_are_non_empty_and_unique_per_tenant() {
+        let c = "  - id: app\n    redirect_uris: [https://a.example/cb]\n";
+        only_error(
+            &tenant(&format!("clients:\n{c}{c}")),
+            "tenants[0].clients[1].id",
+            "duplicate client id \"app\" in this tenant (also clients[0])",
+        );
+        only_error(
+            &tenant("clients:\n  - id: ''\n    redirect_uris: [https://a.example/cb]"),
+            "tenants[0].clients[0].id",
+            "must not be empty",
+        );
+        // The same id in two tenants is fine.
+        let t = |id: &str, host: &str| {
+            format!(
+                "  - id: {id}\n    issuer: https://{host}\n    clients:\n{}",
+                indent(c, 4)
+            )
+        };
+        assert_eq!(
+            errors(&format!(
+                "tenants:\n{}{}",
+                t("a", "a.example"),
+                t("b", "b.example")
+            )),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn redirect_uris_are_absolute_without_fragment() {
+        let p = "tenants[0].clients[0].redirect_uris[1]";
+        only_error(
+            &client("redirect_uris: [https://a.example/cb, /cb]"),
+            p,
+            "not an absolute URL",
+        );
+        only_error(
+            &client("redirect_uris: [https://a.example/cb, 'https://a.example/cb#x']"),
+            p,
+            "fragment",
+        );
+        assert_eq!(
+            errors(&client(
+                "redirect_uris: ['com.example.app:/oauth2redirect', 'http://127.0.0.1:9000/cb']"
+            )),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn post_logout_redirect_uris_are_absolute_without_fragment() {
+        only_error(
+            &client("post_logout_redirect_uris: [bye]"),
+            "tenants[0].clients[0].post_logout_redirect_uris[0]",
+            "not an absolute URL",
+        );
+        only_error(
+            &client("post_logout_redirect_uris: ['https://a.example/#bye']"),
+            "tenants[0].clients[0].post_logout_redirect_uris[0]",
+            "fragment",
+        );
+    }
+
+    #[test]
+    fn authorization_code_needs_a_redirect_uri() {
+        only_error(
+            &client("redirect_uris: []"),
+            "tenants[0].clients[0].redirect_uris",
+            "authorization_code grant needs at least one redirect URI",
+        );
+        assert_eq!(
+            errors(&client(
+                "secret: s\nredirect_uris: []\ngrant_types: [client_credentials]"
+            )),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn grant_types_are_non_empty_and_listed_once() {
+        only_error(
+            &client("grant_types: []"),
+            "tenants[0].clients[0].grant_types",
+            "at least one grant type",
+        );
+        only_error(
+            &client("grant_types: [authorization_code, authorization_code]"),
+            "tenants[0].clients[0].grant_types[1]",
+            "listed twice",
+        );
+    }
+
+    #[test]
+    fn refresh_token_grant_requires_authorization_code() {
+        only_error(
+            &client("secret: s\ngrant_types: [client_credentials, refresh_token]"),
+            "tenants[0].clients[0].grant_types[1]",
+            "refresh_token grant requires the authorization_code grant",
+        );
+        assert_eq!(
+            errors(&client("grant_types: [authorization_code, refresh_token]")),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn public_clients_cannot_use_client_credentials() {
+        only_error(
+            &client("grant_types: [authorization_code, client_credentials]"),
+            "tenants[0].clients[0].grant_types[1]",
+            "client_credentials needs a confidential client",
+        );
+    }
+
+    #[test]
+    fn auth_method_none_only_without_secret() {
+        only_error(
+            &client("secret: s\ntoken_endpoint_auth_method: none"),
+            "tenants[0].clients[0].token_endpoint_auth_method",
+            "none is only for public clients",
+        );
+        assert_eq!(errors(&client("token_endpoint_auth_method: none")), vec![]);
+    }
+
+    #[test]
+    fn auth_method_client_secret_needs_a_secret() {
+        only_error(
+            &client("token_endpoint_auth_method: client_secret_post"),
+            "tenants[0].clients[0].token_endpoint_auth_method",
+            "client_secret_post needs a secret or secret_hash",
+        );
+        assert_eq!(
+            errors(&client(&format!(
+                "secret_hash: '{ARGON2}'\ntoken_endpoint_auth_method: client_secret_basic"
+            ))),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn secret_and_secret_hash_are_exclusive() {
+        only_error(
+            &client(&format!("secret: s\nsecret_hash: '{ARGON2}'")),
+            "tenants[0].clients[0].secret_hash",
+            "either secret or secret_hash, not both",
+        );
+    }
+
+    #[test]
+    fn secrets_must_not_be_empty_and_hashes_must_parse() {
+        only_error(
+            &client("secret: ''"),
+            "tenants[0].clients[0].secret",
+            "must not be empty",
+        );
+        only_error(
+            &client("secret_hash: plain"),
+            "tenants[0].clients[0].secret_hash",
+            "invalid secret_hash",
+        );
+        assert_eq!(
+            errors(&client(&format!("secret_hash: '{}'", bcrypt_hash()))),
+            vec![]
+        );
+    }
+
+    #[test]
+    fn secrets_are_never_echoed() {
+        let errs = errors(&client("secret: hunter2\ntoken_endpoint_auth_method: none"));
+        assert!(
+            errs.iter().all(|e| !e.message.contains("hunter2")),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn client_scopes_exist_in_the_tenant() {
+        assert_eq!(
+            errors(&tenant(
+                "scopes: { 'api:read': {} }\nclients:\n  - id: app\n    redirect_uris: [https://a.example/cb]\n    scopes: [openid, profile, email, address, phone, offline_access, 'api:read']"
+            )),
+            vec![]
+        );
+        only_error(
+            &client("scopes: [openid, 'api:write']"),
+            "tenants[0].clients[0].scopes[1]",
+            "unknown scope \"api:write\"",
+        );
+        only_error(
+            &client("scopes: ['open id']"),
+            "tenants[0].clients[0].scopes[0]",
+            "not a valid scope name",
+        );
+    }
+
+    #[test]
+    fn scope_tokens_follow_rfc_6749() {
+        assert!(is_scope_token("api:read"));
+        assert!(is_scope_token("https://api.example.com/read"));
+        assert!(is_scope_token("!#[]~"));
+        for bad in ["", "a b", "a\"b", "a\\b", "a\tb", "\u{e9}", "a\u{7f}"] {
+            assert!(!is_scope_token(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn errors_follow_document_order() {
+        let yaml = "server:\n  trusted_proxies: [x]\ndatabase:\n  pool_size: 0\ntenants:\n  - id: A\n    issuer: nope\n    clients:\n      - id: c\n        redirect_uris: [rel]\n        scopes: [nope]\n  - id: b\n    issuer: https://b.example\n    lifetimes: { session: 0s }";
+        let paths: Vec<String> = errors(yaml).into_iter().map(|e| e.path).collect();
+        assert_eq!(
+            paths,
+            [
+                "server.trusted_proxies[0]",
+                "database.pool_size",
+                "tenants[0].id",
+                "tenants[0].issuer",
+                "tenants[0].clients[0].redirect_uris[0]",
+                "tenants[0].clients[0].scopes[0]",
+                "tenants[1].lifetimes.session",
+            ]
+        );
+    }
+}
