@@ -1,6 +1,8 @@
 //! The authorization code flow over real HTTP: a browser signs in at sesame
 //! and applications exchange the code at the token endpoint.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use base64::Engine;

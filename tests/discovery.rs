@@ -1,5 +1,7 @@
 //! Discovery, JWKS, health and tenant routing over real HTTP, on two tenants.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod common;
 
 use common::{client, Server};

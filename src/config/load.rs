@@ -784,7 +784,6 @@ tenants:
         }
 
         #[test]
-        #[ignore = "needs jose::SigningKey::from_pem (jose module)"]
         fn the_spec_example_with_its_key_loads() {
             let dir = plugin_dir();
             write_keys(dir.path());
@@ -799,7 +798,6 @@ tenants:
         }
 
         #[test]
-        #[ignore = "needs jose::SigningKey::from_pem (jose module)"]
         fn keys_that_suit_their_alg_are_accepted() {
             let dir = tempfile::tempdir().unwrap();
             write_keys(dir.path());
@@ -818,7 +816,6 @@ tenants:
         }
 
         #[test]
-        #[ignore = "needs jose::SigningKey::from_pem (jose module)"]
         fn a_key_of_the_wrong_type_is_named_with_the_reason() {
             let dir = tempfile::tempdir().unwrap();
             write_keys(dir.path());

@@ -11,7 +11,11 @@ use crate::store::TokenHash;
 
 /// `POST /introspect`: `{"active": false}` for anything unknown, expired,
 /// revoked or of another tenant, with no other detail.
-pub async fn introspect(ctx: &Ctx<'_>, params: &Params, presented: Presented) -> Result<Value, OAuthError> {
+pub async fn introspect(
+    ctx: &Ctx<'_>,
+    params: &Params,
+    presented: Presented,
+) -> Result<Value, OAuthError> {
     let client = client_auth::authenticate(ctx.tenant, presented).await?;
     if client.is_public() {
         // Only confidential clients (resource servers) may introspect.
@@ -55,7 +59,11 @@ async fn access_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>, 
         "iat": row.created_at,
         "exp": row.expires_at,
     });
-    if let Some(user) = row.user_sub.as_deref().and_then(|s| ctx.tenant.user_by_sub(s)) {
+    if let Some(user) = row
+        .user_sub
+        .as_deref()
+        .and_then(|s| ctx.tenant.user_by_sub(s))
+    {
         out["username"] = json!(user.username);
     }
     if let Some(jti) = valid.claims.get("jti") {
@@ -68,7 +76,11 @@ async fn access_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>, 
 }
 
 async fn refresh_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>, OAuthError> {
-    let Some(row) = ctx.store.find_refresh_token(&ctx.tenant.id, TokenHash::of(token)).await? else {
+    let Some(row) = ctx
+        .store
+        .find_refresh_token(&ctx.tenant.id, TokenHash::of(token))
+        .await?
+    else {
         return Ok(None);
     };
     if row.used_at.is_some() || row.revoked_at.is_some() || row.expires_at <= ctx.now {
@@ -94,15 +106,25 @@ async fn refresh_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>,
 /// `POST /revoke`: revoking a refresh token revokes its whole family (and the
 /// access tokens issued from it); revoking an access token revokes it alone.
 /// Unknown tokens, and tokens of other clients, are ignored (still 200).
-pub async fn revoke(ctx: &Ctx<'_>, params: &Params, presented: Presented) -> Result<(), OAuthError> {
+pub async fn revoke(
+    ctx: &Ctx<'_>,
+    params: &Params,
+    presented: Presented,
+) -> Result<(), OAuthError> {
     let client = client_auth::authenticate(ctx.tenant, presented).await?;
     let token = params.require("token")?;
     if token.len() > 8192 {
         return Ok(());
     }
-    if let Some(row) = ctx.store.find_refresh_token(&ctx.tenant.id, TokenHash::of(token)).await? {
+    if let Some(row) = ctx
+        .store
+        .find_refresh_token(&ctx.tenant.id, TokenHash::of(token))
+        .await?
+    {
         if row.client_id == client.id {
-            ctx.store.revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now).await?;
+            ctx.store
+                .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
+                .await?;
             tracing::info!(tenant = %ctx.tenant.id, client = %client.id, "refresh token family revoked");
         }
         return Ok(());
@@ -120,7 +142,9 @@ pub async fn revoke(ctx: &Ctx<'_>, params: &Params, presented: Presented) -> Res
     };
     if let Some(row) = ctx.store.find_access_token(&ctx.tenant.id, hash).await? {
         if row.client_id == client.id {
-            ctx.store.revoke_access_token(&ctx.tenant.id, hash, ctx.now).await?;
+            ctx.store
+                .revoke_access_token(&ctx.tenant.id, hash, ctx.now)
+                .await?;
             tracing::info!(tenant = %ctx.tenant.id, client = %client.id, "access token revoked");
         }
     }

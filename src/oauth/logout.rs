@@ -19,12 +19,19 @@ pub enum LogoutStep {
 }
 
 /// `GET|POST /logout`. Returns the next step and whether the session cookie must be cleared.
-pub async fn logout(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies) -> (LogoutStep, bool) {
+pub async fn logout(
+    ctx: &Ctx<'_>,
+    params: &Params,
+    cookies: &BrowserCookies,
+) -> (LogoutStep, bool) {
     // The hint names the client; it may have expired, but it must be ours.
     let hinted_client = match params.get("id_token_hint") {
         None => None,
         Some(hint) => match verify_jwt(hint, &ctx.tenant.keys) {
-            Ok(claims) if claims.get("iss").and_then(Value::as_str) == Some(ctx.tenant.issuer.as_str()) => {
+            Ok(claims)
+                if claims.get("iss").and_then(Value::as_str)
+                    == Some(ctx.tenant.issuer.as_str()) =>
+            {
                 claims.get("aud").and_then(|a| match a {
                     Value::String(s) => Some(s.clone()),
                     Value::Array(v) => v.first().and_then(Value::as_str).map(str::to_string),
@@ -33,7 +40,9 @@ pub async fn logout(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies) ->
             }
             _ => {
                 return (
-                    LogoutStep::ErrorPage(OAuthError::invalid_request("id_token_hint is not a valid ID token of this issuer")),
+                    LogoutStep::ErrorPage(OAuthError::invalid_request(
+                        "id_token_hint is not a valid ID token of this issuer",
+                    )),
                     false,
                 )
             }
@@ -42,7 +51,9 @@ pub async fn logout(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies) ->
     let client_id = match (hinted_client, params.get("client_id")) {
         (Some(h), Some(c)) if h != c => {
             return (
-                LogoutStep::ErrorPage(OAuthError::invalid_request("client_id does not match id_token_hint")),
+                LogoutStep::ErrorPage(OAuthError::invalid_request(
+                    "client_id does not match id_token_hint",
+                )),
                 false,
             )
         }
@@ -68,7 +79,11 @@ pub async fn logout(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies) ->
         }
     };
     if let Some(sid) = cookies.session.as_deref().filter(|s| s.len() <= 128) {
-        if let Err(e) = ctx.store.revoke_session(&ctx.tenant.id, TokenHash::of(sid), ctx.now).await {
+        if let Err(e) = ctx
+            .store
+            .revoke_session(&ctx.tenant.id, TokenHash::of(sid), ctx.now)
+            .await
+        {
             return (LogoutStep::ErrorPage(e.into()), false);
         }
         tracing::info!(tenant = %ctx.tenant.id, "signed out");

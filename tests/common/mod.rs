@@ -1,6 +1,6 @@
 //! End-to-end harness: runs the real `sesame` binary with its own YAML and
 //! database in a temp dir, on a free loopback port, and talks HTTP to it.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::TcpListener;
@@ -53,7 +53,7 @@ impl Server {
         panic!("sesame did not start: {last_err}");
     }
 
-    fn spawn(dir: &PathBuf, cfg: &PathBuf, port: u16) -> Result<Server, String> {
+    fn spawn(dir: &std::path::Path, cfg: &std::path::Path, port: u16) -> Result<Server, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sesame"))
             .arg("serve")
             .arg("-c")
@@ -90,7 +90,7 @@ impl Server {
             Ok(()) => Ok(Server {
                 child,
                 port,
-                dir: dir.clone(),
+                dir: dir.to_path_buf(),
                 stderr,
             }),
             Err(_) => {
