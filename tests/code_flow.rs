@@ -6,13 +6,13 @@
 mod common;
 
 use base64::Engine;
+use common::flow::{field, location, query_param, Flow};
 use common::{browser, client, Server};
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
 use openssl::pkey::PKey;
 use openssl::rsa::Rsa;
 use openssl::sign::Verifier;
-use reqwest::blocking::Client;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -75,131 +75,6 @@ fn servers() -> Vec<common::Running> {
 
 fn server() -> common::Running {
     common::start_sqlite(&config())
-}
-
-/// The `value` of the input named `name` in a page.
-fn field(html: &str, name: &str) -> String {
-    let marker = format!("name=\"{name}\"");
-    let at = html
-        .find(&marker)
-        .unwrap_or_else(|| panic!("no field {name} in {html}"));
-    let start = html[..at].rfind('<').expect("tag start");
-    let end = at + html[at..].find('>').expect("tag end");
-    let tag = &html[start..end];
-    let v = tag.find("value=\"").expect("value") + 7;
-    let len = tag[v..].find('"').expect("value end");
-    tag[v..v + len].replace("&amp;", "&")
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    let u = url::Url::parse(url).ok()?;
-    let v = u
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned());
-    v
-}
-
-fn location(r: &reqwest::blocking::Response) -> String {
-    r.headers()
-        .get("location")
-        .unwrap_or_else(|| panic!("no location, status {}", r.status()))
-        .to_str()
-        .unwrap()
-        .to_string()
-}
-
-struct Flow<'a> {
-    s: &'a Server,
-    tenant: &'a str,
-    client_id: &'a str,
-    redirect_uri: &'a str,
-    scope: &'a str,
-    extra: Vec<(&'a str, &'a str)>,
-}
-
-impl<'a> Flow<'a> {
-    fn new(s: &'a Server, client_id: &'a str, redirect_uri: &'a str) -> Flow<'a> {
-        Flow {
-            s,
-            tenant: "demo",
-            client_id,
-            redirect_uri,
-            scope: "openid profile email",
-            extra: vec![("state", "st-123"), ("nonce", "n-456")],
-        }
-    }
-
-    fn authorize_url(&self) -> String {
-        let mut u = url::Url::parse(&self.s.url(&format!("/{}/authorize", self.tenant))).unwrap();
-        {
-            let mut q = u.query_pairs_mut();
-            q.append_pair("response_type", "code")
-                .append_pair("client_id", self.client_id)
-                .append_pair("redirect_uri", self.redirect_uri)
-                .append_pair("scope", self.scope);
-            for (k, v) in &self.extra {
-                q.append_pair(k, v);
-            }
-        }
-        u.to_string()
-    }
-
-    /// Play the browser through login (and consent if shown); return the final redirect.
-    fn run(&self, b: &Client) -> String {
-        let r = b.get(self.authorize_url()).send().unwrap();
-        assert_eq!(r.status(), 303, "authorize should redirect");
-        let mut next = location(&r);
-        if next.contains("/login?") {
-            let page = b.get(&next).send().unwrap();
-            assert_eq!(page.status(), 200);
-            let html = page.text().unwrap();
-            let r = b
-                .post(self.s.url(&format!("/{}/login", self.tenant)))
-                .form(&[
-                    ("rid", field(&html, "rid")),
-                    ("csrf", field(&html, "csrf")),
-                    ("username", "alice".into()),
-                    ("password", "wonderland".into()),
-                ])
-                .send()
-                .unwrap();
-            next = self.after_login(b, r);
-        }
-        next
-    }
-
-    fn after_login(&self, b: &Client, r: reqwest::blocking::Response) -> String {
-        if r.status() == 200 {
-            let html = r.text().unwrap();
-            assert!(
-                html.contains("decision"),
-                "expected the consent page: {html}"
-            );
-            let r = b
-                .post(self.s.url(&format!("/{}/consent", self.tenant)))
-                .form(&[
-                    ("rid", field(&html, "rid")),
-                    ("csrf", field(&html, "csrf")),
-                    ("decision", "allow".into()),
-                ])
-                .send()
-                .unwrap();
-            assert_eq!(r.status(), 303);
-            return location(&r);
-        }
-        assert_eq!(r.status(), 303, "login should redirect");
-        location(&r)
-    }
-
-    fn code(&self, b: &Client) -> String {
-        let url = self.run(b);
-        assert!(
-            url.starts_with(self.redirect_uri),
-            "unexpected redirect {url}"
-        );
-        query_param(&url, "code").unwrap_or_else(|| panic!("no code in {url}"))
-    }
 }
 
 fn token_basic(

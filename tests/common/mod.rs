@@ -11,6 +11,8 @@ use std::time::Duration;
 
 #[path = "db.rs"]
 pub mod db;
+#[path = "flow.rs"]
+pub mod flow;
 
 /// A running sesame process; killed on drop.
 pub struct Server {
