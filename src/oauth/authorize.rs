@@ -521,6 +521,19 @@ async fn load_pending(
     Ok((pending, client))
 }
 
+/// The pending request a form was submitted for, once its browser binding and CSRF token check out.
+async fn submitted(
+    ctx: &Ctx<'_>,
+    form: &Params,
+    cookies: &BrowserCookies,
+) -> Result<(String, Pending, std::sync::Arc<Client>), OAuthError> {
+    let rid = form.get("rid");
+    let (pending, client) = load_pending(ctx, rid, cookies).await?;
+    let rid = rid.unwrap_or_default().to_string();
+    check_csrf(&rid, &pending, form.get("csrf"))?;
+    Ok((rid, pending, client))
+}
+
 fn check_csrf(rid: &str, pending: &Pending, given: Option<&str>) -> Result<(), OAuthError> {
     let expected = csrf_token(rid, &pending.browser);
     let given = given.unwrap_or("");
@@ -553,15 +566,10 @@ pub async fn login_page(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies
 
 /// `POST /login`: check the CSRF token and the password, start a session, go on.
 pub async fn login_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCookies) -> Outcome {
-    let rid = form.get("rid");
-    let (pending, client) = match load_pending(ctx, rid, cookies).await {
+    let (rid, pending, client) = match submitted(ctx, form, cookies).await {
         Ok(p) => p,
         Err(e) => return Outcome::step(Step::ErrorPage(e)),
     };
-    let rid = rid.unwrap_or_default().to_string();
-    if let Err(e) = check_csrf(&rid, &pending, form.get("csrf")) {
-        return Outcome::step(Step::ErrorPage(e));
-    }
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("");
     let user = ctx.tenant.user(username).cloned();
@@ -617,15 +625,10 @@ pub async fn login_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCookies
 
 /// `POST /consent`: allow → code, deny → `access_denied`.
 pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCookies) -> Outcome {
-    let rid = form.get("rid");
-    let (pending, client) = match load_pending(ctx, rid, cookies).await {
+    let (rid, pending, client) = match submitted(ctx, form, cookies).await {
         Ok(p) => p,
         Err(e) => return Outcome::step(Step::ErrorPage(e)),
     };
-    let rid = rid.unwrap_or_default().to_string();
-    if let Err(e) = check_csrf(&rid, &pending, form.get("csrf")) {
-        return Outcome::step(Step::ErrorPage(e));
-    }
     let session = match current_session(ctx, cookies).await {
         Ok(Some(s)) => s,
         Ok(None) => return Outcome::step(Step::GoToLogin { rid }),
