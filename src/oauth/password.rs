@@ -28,27 +28,61 @@ pub fn verify(secret: &[u8], phc: &str) -> bool {
     }
 }
 
-/// Password hashing is deliberately expensive: at most this many run at once,
-/// on blocking threads, so a login burst can neither exhaust memory nor
-/// starve the async workers serving token requests.
-fn permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
-    PERMITS.get_or_init(|| {
+/// Password hashing is deliberately expensive (argon2id: ~19 MiB and tens of
+/// milliseconds each). It runs on a small fixed pool of threads, one per
+/// core, never on the async workers: a login burst queues here instead of
+/// starving token requests, and memory stays bounded by the pool size (each
+/// thread reuses its own allocation arena rather than a new blocking thread
+/// growing a new one).
+struct Pool {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+}
+
+type Job = Box<dyn FnOnce() + Send>;
+
+fn pool() -> &'static Pool {
+    static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let n = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
-        tokio::sync::Semaphore::new(n)
+        for i in 0..n {
+            let rx = rx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("sesame-kdf-{i}"))
+                .spawn(move || loop {
+                    let job = match rx.lock() {
+                        Ok(guard) => guard.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                });
+            if let Err(e) = spawned {
+                tracing::error!(error = %e, "cannot start a password hashing thread");
+            }
+        }
+        Pool {
+            jobs: std::sync::Mutex::new(tx),
+        }
     })
 }
 
-/// [`verify`] off the async workers, with bounded concurrency.
+/// [`verify`] on the password-hashing pool. A pool failure never matches.
 pub async fn verify_bounded(secret: Vec<u8>, phc: String) -> bool {
-    let Ok(_permit) = permits().acquire().await else {
-        return false;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = tx.send(verify(&secret, &phc));
+    });
+    let sent = match pool().jobs.lock() {
+        Ok(jobs) => jobs.send(job).is_ok(),
+        Err(_) => false,
     };
-    tokio::task::spawn_blocking(move || verify(&secret, &phc))
-        .await
-        .unwrap_or(false)
+    sent && rx.await.unwrap_or(false)
 }
 
 #[cfg(test)]

@@ -1,0 +1,591 @@
+//! Load harness: starts a release sesame with a benchmark config (SQLite in a
+//! temp dir) and drives it, scenario by scenario, reporting req/s, p50/p99
+//! latency and the server's peak RSS.
+//!
+//!     cargo bench --bench load                       # 20 s per scenario
+//!     LOAD_SECONDS=5 LOAD_CONCURRENCY=64 cargo bench --bench load
+//!     LOAD_ONLY=cc_jwt,introspect cargo bench --bench load
+//!
+//! Simple request scenarios use `wrk` (Debian package `wrk`) with Lua for
+//! POST bodies; the multi-request scenarios (refresh rotation, code flow with
+//! an SSO session, code flow with a fresh login) use the async driver below.
+//! Point it at another server with `LOAD_TARGET=http://host:port` plus
+//! `LOAD_ISSUER_PATH`: that server must have the clients and user of
+//! `config()` (ids, secrets, redirect URI, user alice/wonderland).
+//! Under `cargo test --bench load` (debug build) every scenario runs for one
+//! second: CI checks that the harness works, never how fast.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+const ALICE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$NsHg1qjI2jqUgdLfsM+dKA$BpKVbbPKfz1wafWi/RkozYWTB0CYgl6+ub/G00BwWoU";
+const CB: &str = "http://bench.test/cb";
+
+fn config(port: u16, db: &str) -> String {
+    let tenant = |id: &str, format: &str| {
+        format!(
+            r#"
+  - id: {id}
+    issuer: http://127.0.0.1:{port}/{id}
+    access_token_format: {format}
+    scopes:
+      api: {{ description: The API }}
+    users:
+      - username: alice
+        password_hash: "{ALICE_HASH}"
+        claims: {{ name: Alice Martin, email: alice@example.com, email_verified: true }}
+    clients:
+      - id: cc
+        secret: cc-secret
+        grant_types: [client_credentials]
+        scopes: [api]
+      - id: rs
+        secret: rs-secret
+        grant_types: [client_credentials]
+        scopes: [api]
+      - id: web
+        secret: web-secret
+        skip_consent: true
+        redirect_uris: [{CB}]
+        grant_types: [authorization_code, refresh_token]
+        scopes: [openid, profile, email, offline_access, api]
+"#
+        )
+    };
+    format!(
+        "server: {{ listen: \"127.0.0.1:{port}\" }}\ndatabase: {{ url: \"{db}\", pool_size: 8 }}\ntenants:{}{}",
+        tenant("jwt", "jwt"),
+        tenant("opaque", "opaque")
+    )
+}
+
+struct Settings {
+    seconds: u64,
+    concurrency: usize,
+    only: Option<Vec<String>>,
+}
+
+fn settings() -> Settings {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let var = |n: &str| std::env::var(n).ok().filter(|v| !v.is_empty());
+    Settings {
+        seconds: var("LOAD_SECONDS")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if quick { 1 } else { 20 }),
+        concurrency: var("LOAD_CONCURRENCY")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(if quick { 4 } else { 64 }),
+        only: var("LOAD_ONLY").map(|v| v.split(',').map(str::to_string).collect()),
+    }
+}
+
+/// The server under test: ours (spawned) or another one.
+struct Target {
+    base: String,
+    pid: Option<u32>,
+    child: Option<Child>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Target {
+    fn drop(&mut self) {
+        if let Some(c) = self.child.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start() -> Target {
+    if let Ok(base) = std::env::var("LOAD_TARGET") {
+        return Target {
+            base,
+            pid: None,
+            child: None,
+            _dir: None,
+        };
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let db = format!("sqlite://{}", dir.path().join("bench.db").display());
+    let cfg = dir.path().join("bench.yaml");
+    std::fs::write(&cfg, config(port, &db)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sesame"))
+        .args(["serve", "-c"])
+        .arg(&cfg)
+        .env("SESAME_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    loop {
+        match lines.next() {
+            Some(Ok(l)) if l.starts_with("sesame listening") => break,
+            Some(_) => continue,
+            None => panic!("sesame exited before listening"),
+        }
+    }
+    std::thread::spawn(move || for _ in lines {});
+    Target {
+        base: format!("http://127.0.0.1:{port}"),
+        pid: Some(child.id()),
+        child: Some(child),
+        _dir: Some(dir),
+    }
+}
+
+/// Peak resident set size (MB) of `pid` while `f` runs, sampled every 20 ms.
+fn with_rss<T>(pid: Option<u32>, f: impl FnOnce() -> T) -> (T, Option<f64>) {
+    let Some(pid) = pid else {
+        return (f(), None);
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(s) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                    if let Some(kb) = s
+                        .lines()
+                        .find(|l| l.starts_with("VmRSS:"))
+                        .and_then(|l| l.split_whitespace().nth(1))
+                        .and_then(|v| v.parse::<u64>().ok())
+                    {
+                        peak.fetch_max(kb, Ordering::Relaxed);
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let out = f();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    (out, Some(peak.load(Ordering::Relaxed) as f64 / 1024.0))
+}
+
+#[derive(Debug, Default)]
+struct Figures {
+    requests: u64,
+    rate: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn basic(id: &str, secret: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{id}:{secret}"))
+    )
+}
+
+/// Run wrk with a Lua script that sets method, body and headers and prints its figures.
+fn wrk(s: &Settings, url: &str, method: &str, body: &str, headers: &[(&str, String)]) -> Figures {
+    let mut lua = format!("wrk.method = \"{method}\"\nwrk.body = \"{body}\"\n");
+    if !body.is_empty() {
+        lua.push_str("wrk.headers[\"Content-Type\"] = \"application/x-www-form-urlencoded\"\n");
+    }
+    for (k, v) in headers {
+        lua.push_str(&format!("wrk.headers[\"{k}\"] = \"{v}\"\n"));
+    }
+    lua.push_str(
+        "done = function(summary, latency, requests)\n  io.write(string.format(\"FIGURES %d %d %f %f %d\\n\", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))\nend\n",
+    );
+    let script = tempfile::Builder::new().suffix(".lua").tempfile().unwrap();
+    std::fs::write(script.path(), lua).unwrap();
+    let threads = 2.min(s.concurrency);
+    let out = Command::new("wrk")
+        .args([
+            "-t",
+            &threads.to_string(),
+            "-c",
+            &s.concurrency.to_string(),
+            "-d",
+            &format!("{}s", s.seconds),
+            "--latency",
+            "-s",
+        ])
+        .arg(script.path())
+        .arg(url)
+        .output()
+        .expect("wrk (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("FIGURES"))
+        .unwrap_or_else(|| panic!("wrk said: {text}"));
+    let f: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap())
+        .collect();
+    Figures {
+        requests: f[0] as u64,
+        rate: f[0] / (f[1] / 1e6),
+        p50_ms: f[2] / 1000.0,
+        p99_ms: f[3] / 1000.0,
+        errors: f[4] as u64,
+    }
+}
+
+/// A browser-like async client: no redirects, cookies kept.
+fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+fn field(html: &str, name: &str) -> String {
+    let at = html.find(&format!("name=\"{name}\"")).unwrap();
+    let start = html[..at].rfind('<').unwrap();
+    let end = at + html[at..].find('>').unwrap();
+    let tag = &html[start..end];
+    let v = tag.find("value=\"").unwrap() + 7;
+    tag[v..v + tag[v..].find('"').unwrap()].to_string()
+}
+
+fn code_of(location: &str) -> String {
+    url::Url::parse(location)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_else(|| panic!("no code in {location}"))
+}
+
+fn authorize_url(issuer: &str, scope: &str) -> String {
+    let mut u = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
+    u.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", "web")
+        .append_pair("redirect_uri", CB)
+        .append_pair("scope", scope)
+        .append_pair("state", "s")
+        .append_pair("nonce", "n");
+    u.to_string()
+}
+
+/// Sign in through the form (no session yet); returns the code.
+async fn login_flow(b: &reqwest::Client, issuer: &str, scope: &str) -> String {
+    let r = b.get(authorize_url(issuer, scope)).send().await.unwrap();
+    let loc = r.headers()["location"].to_str().unwrap().to_string();
+    if !loc.contains("/login?") {
+        return code_of(&loc);
+    }
+    let html = b.get(&loc).send().await.unwrap().text().await.unwrap();
+    let r = b
+        .post(format!("{issuer}/login"))
+        .form(&[
+            ("rid", field(&html, "rid")),
+            ("csrf", field(&html, "csrf")),
+            ("username", "alice".to_string()),
+            ("password", "wonderland".to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    code_of(r.headers()["location"].to_str().unwrap())
+}
+
+async fn exchange(c: &reqwest::Client, issuer: &str, code: &str) -> serde_json::Value {
+    let r = c
+        .post(format!("{issuer}/token"))
+        .basic_auth("web", Some("web-secret"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CB),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// Run `workers` copies of `step` for `seconds`; each step is one timed unit.
+async fn drive<S, F, Fut>(s: &Settings, workers: Vec<S>, step: F) -> Figures
+where
+    S: Send + 'static,
+    F: Fn(S) -> Fut + Send + Sync + Clone + 'static,
+    Fut: std::future::Future<Output = (S, bool)> + Send,
+{
+    let deadline = Instant::now() + Duration::from_secs(s.seconds);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for state in workers {
+        let step = step.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            let mut state = state;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let (next, ok) = step(state).await;
+                state = next;
+                lat.push(t.elapsed().as_secs_f64() * 1000.0);
+                if !ok {
+                    errors += 1;
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for t in tasks {
+        let (l, e) = t.await.unwrap();
+        all.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    all.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Figures {
+        requests: all.len() as u64,
+        rate: all.len() as f64 / elapsed,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
+        errors,
+    }
+}
+
+fn main() {
+    let s = settings();
+    let target = start();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let issuer_path = std::env::var("LOAD_ISSUER_PATH").unwrap_or_else(|_| "/jwt".into());
+    let jwt = format!("{}{}", target.base, issuer_path);
+    let opaque = format!("{}/opaque", target.base);
+    let wanted = |name: &str| s.only.as_ref().is_none_or(|o| o.iter().any(|x| x == name));
+
+    // Tokens the request scenarios need.
+    let (user_token, cc_token) = rt.block_on(async {
+        let b = browser();
+        let code = login_flow(&b, &jwt, "openid profile email api").await;
+        let t = exchange(&b, &jwt, &code).await;
+        let cc: serde_json::Value = reqwest::Client::new()
+            .post(format!("{jwt}/token"))
+            .basic_auth("cc", Some("cc-secret"))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            t["access_token"].as_str().unwrap().to_string(),
+            cc["access_token"].as_str().unwrap().to_string(),
+        )
+    });
+
+    println!(
+        "sesame load: {} s per scenario, concurrency {}, target {}",
+        s.seconds, s.concurrency, target.base
+    );
+    println!(
+        "{:<22} {:>10} {:>10} {:>9} {:>9} {:>7} {:>9}",
+        "scenario", "requests", "per s", "p50 ms", "p99 ms", "errors", "peak MB"
+    );
+    let report = |name: &str, f: Figures, rss: Option<f64>| {
+        println!(
+            "{:<22} {:>10} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>9}",
+            name,
+            f.requests,
+            f.rate,
+            f.p50_ms,
+            f.p99_ms,
+            f.errors,
+            rss.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into())
+        );
+    };
+
+    type Scenario<'a> = (&'a str, String, &'a str, String, Vec<(&'a str, String)>);
+    let simple: Vec<Scenario> = vec![
+        (
+            "discovery",
+            format!("{jwt}/.well-known/openid-configuration"),
+            "GET",
+            String::new(),
+            vec![],
+        ),
+        ("jwks", format!("{jwt}/jwks"), "GET", String::new(), vec![]),
+        (
+            "cc_jwt",
+            format!("{jwt}/token"),
+            "POST",
+            "grant_type=client_credentials".into(),
+            vec![("Authorization", basic("cc", "cc-secret"))],
+        ),
+        (
+            "cc_opaque",
+            format!("{opaque}/token"),
+            "POST",
+            "grant_type=client_credentials".into(),
+            vec![("Authorization", basic("cc", "cc-secret"))],
+        ),
+        (
+            "introspect",
+            format!("{jwt}/introspect"),
+            "POST",
+            format!("token={cc_token}"),
+            vec![("Authorization", basic("rs", "rs-secret"))],
+        ),
+        (
+            "userinfo",
+            format!("{jwt}/userinfo"),
+            "GET",
+            String::new(),
+            vec![("Authorization", format!("Bearer {user_token}"))],
+        ),
+    ];
+    for (name, url, method, body, headers) in simple {
+        if !wanted(name) {
+            continue;
+        }
+        let (f, rss) = with_rss(target.pid, || wrk(&s, &url, method, &body, &headers));
+        report(name, f, rss);
+    }
+
+    if wanted("refresh") {
+        let workers: Vec<(reqwest::Client, String)> = rt.block_on(async {
+            let mut v = Vec::new();
+            let b = browser();
+            for _ in 0..s.concurrency {
+                let code = login_flow(&b, &jwt, "openid offline_access").await;
+                let t = exchange(&b, &jwt, &code).await;
+                v.push((
+                    reqwest::Client::new(),
+                    t["refresh_token"].as_str().unwrap().to_string(),
+                ));
+            }
+            v
+        });
+        let issuer = jwt.clone();
+        let (f, rss) = with_rss(target.pid, || {
+            rt.block_on(drive(
+                &s,
+                workers,
+                move |(c, token): (reqwest::Client, String)| {
+                    let issuer = issuer.clone();
+                    async move {
+                        let r = c
+                            .post(format!("{issuer}/token"))
+                            .basic_auth("web", Some("web-secret"))
+                            .form(&[
+                                ("grant_type", "refresh_token"),
+                                ("refresh_token", token.as_str()),
+                            ])
+                            .send()
+                            .await;
+                        match r {
+                            Ok(r) if r.status() == 200 => {
+                                let t: serde_json::Value = r.json().await.unwrap_or_default();
+                                let next =
+                                    t["refresh_token"].as_str().unwrap_or_default().to_string();
+                                ((c, next), true)
+                            }
+                            _ => ((c, token), false),
+                        }
+                    }
+                },
+            ))
+        });
+        report("refresh", f, rss);
+    }
+
+    if wanted("flow_sso") {
+        // Every worker signs in once; each flow is then authorize (session) → code → token.
+        let workers: Vec<reqwest::Client> = rt.block_on(async {
+            let mut v = Vec::new();
+            for _ in 0..s.concurrency {
+                let b = browser();
+                let code = login_flow(&b, &jwt, "openid profile").await;
+                exchange(&b, &jwt, &code).await;
+                v.push(b);
+            }
+            v
+        });
+        let issuer = jwt.clone();
+        let (f, rss) = with_rss(target.pid, || {
+            rt.block_on(drive(&s, workers, move |b: reqwest::Client| {
+                let issuer = issuer.clone();
+                async move {
+                    let ok = async {
+                        let r = b
+                            .get(authorize_url(&issuer, "openid profile"))
+                            .send()
+                            .await
+                            .ok()?;
+                        let loc = r.headers().get("location")?.to_str().ok()?.to_string();
+                        let code = url::Url::parse(&loc)
+                            .ok()?
+                            .query_pairs()
+                            .find(|(k, _)| k == "code")?
+                            .1
+                            .into_owned();
+                        let r = b
+                            .post(format!("{issuer}/token"))
+                            .basic_auth("web", Some("web-secret"))
+                            .form(&[
+                                ("grant_type", "authorization_code"),
+                                ("code", code.as_str()),
+                                ("redirect_uri", CB),
+                            ])
+                            .send()
+                            .await
+                            .ok()?;
+                        (r.status() == 200).then_some(())
+                    }
+                    .await
+                    .is_some();
+                    (b, ok)
+                }
+            }))
+        });
+        report("flow_sso (flows)", f, rss);
+    }
+
+    if wanted("flow_login") {
+        let issuer = jwt.clone();
+        let workers: Vec<()> = vec![(); s.concurrency];
+        let (f, rss) = with_rss(target.pid, || {
+            rt.block_on(drive(&s, workers, move |_: ()| {
+                let issuer = issuer.clone();
+                async move {
+                    let b = browser();
+                    let code = login_flow(&b, &issuer, "openid profile").await;
+                    let t = exchange(&b, &issuer, &code).await;
+                    ((), t["id_token"].is_string())
+                }
+            }))
+        });
+        report("flow_login (flows)", f, rss);
+    }
+}
