@@ -1,8 +1,6 @@
 //! Password and secret hashes: argon2id for new ones, argon2 and bcrypt accepted.
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
+use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 
 /// An argon2id PHC string for `secret` with the default (OWASP) parameters.
@@ -22,10 +20,46 @@ pub fn verify(secret: &[u8], phc: &str) -> bool {
             .and_then(|s| bcrypt::verify(s, phc).ok())
             .unwrap_or(false);
     }
-    match PasswordHash::new(phc) {
-        Ok(parsed) => Argon2::default().verify_password(secret, &parsed).is_ok(),
-        Err(_) => false,
+    verify_argon2(secret, phc).unwrap_or(false)
+}
+
+thread_local! {
+    /// Argon2 working memory, kept per thread and reused: a fresh 19 MiB
+    /// allocation per verification is not given back to the system reliably.
+    static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Largest argon2 memory cost accepted from a configured hash (256 MiB).
+const MAX_M_COST_KIB: u32 = 256 * 1024;
+
+fn verify_argon2(secret: &[u8], phc: &str) -> Option<bool> {
+    use subtle::ConstantTimeEq;
+    let hash = PasswordHash::new(phc).ok()?;
+    let algorithm = argon2::Algorithm::try_from(hash.algorithm).ok()?;
+    let version = match hash.version {
+        Some(v) => argon2::Version::try_from(v).ok()?,
+        None => argon2::Version::default(),
+    };
+    let params = argon2::Params::try_from(&hash).ok()?;
+    if params.m_cost() > MAX_M_COST_KIB {
+        return None;
     }
+    let expected = hash.hash?;
+    let mut salt_buf = [0u8; 64];
+    let salt = hash.salt?.decode_b64(&mut salt_buf).ok()?;
+    let blocks_needed = params.block_count();
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    BLOCKS.with(|cell| {
+        let mut blocks = cell.try_borrow_mut().ok()?;
+        if blocks.len() < blocks_needed {
+            blocks.resize(blocks_needed, argon2::Block::default());
+        }
+        argon
+            .hash_password_into_with_memory(secret, salt, &mut out, &mut blocks[..blocks_needed])
+            .ok()
+    })?;
+    Some(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
 }
 
 /// Password hashing is deliberately expensive (argon2id: ~19 MiB and tens of
