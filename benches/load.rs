@@ -9,9 +9,14 @@
 //! Simple request scenarios use `wrk` (Debian package `wrk`) with Lua for
 //! POST bodies; the multi-request scenarios (refresh rotation, code flow with
 //! an SSO session, code flow with a fresh login) use the async driver below.
-//! Point it at another server with `LOAD_TARGET=http://host:port` plus
-//! `LOAD_ISSUER_PATH`: that server must have the clients and user of
-//! `config()` (ids, secrets, redirect URI, user alice/wonderland).
+//! Point it at another server with `LOAD_TARGET=<issuer URL>` (JWT access
+//! tokens) and optionally `LOAD_TARGET_OPAQUE=<issuer URL>` (opaque ones):
+//! endpoints come from discovery, and the server needs the confidential
+//! clients `cc` and `rs` (secrets `cc-secret`, `rs-secret`, grant
+//! `client_credentials`). Against another server only the scenarios that need
+//! no user run (discovery, jwks, client_credentials, introspection);
+//! `benches/load/reference.mjs` is node-oidc-provider set up that way
+//! (`LOAD_TARGET_PID=<pid>` samples its memory too).
 //! Under `cargo test --bench load` (debug build) every scenario runs for one
 //! second: CI checks that the harness works, never how fast.
 
@@ -107,7 +112,10 @@ fn start() -> Target {
     if let Ok(base) = std::env::var("LOAD_TARGET") {
         return Target {
             base,
-            pid: None,
+            // Sample the other server's memory too when told its pid.
+            pid: std::env::var("LOAD_TARGET_PID")
+                .ok()
+                .and_then(|p| p.parse().ok()),
             child: None,
             _dir: None,
         };
@@ -371,6 +379,47 @@ where
     }
 }
 
+/// The endpoints of an issuer, from its discovery document.
+struct Endpoints {
+    discovery: String,
+    jwks: String,
+    token: String,
+    introspection: String,
+    userinfo: String,
+}
+
+async fn discover(issuer: &str) -> Endpoints {
+    let discovery = format!("{issuer}/.well-known/openid-configuration");
+    let d: serde_json::Value = reqwest::get(&discovery)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let get = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+    Endpoints {
+        jwks: get("jwks_uri"),
+        token: get("token_endpoint"),
+        introspection: get("introspection_endpoint"),
+        userinfo: get("userinfo_endpoint"),
+        discovery,
+    }
+}
+
+async fn client_credentials(token_endpoint: &str) -> String {
+    let t: serde_json::Value = reqwest::Client::new()
+        .post(token_endpoint)
+        .basic_auth("cc", Some("cc-secret"))
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    t["access_token"].as_str().unwrap().to_string()
+}
+
 fn main() {
     let s = settings();
     let target = start();
@@ -379,31 +428,38 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let issuer_path = std::env::var("LOAD_ISSUER_PATH").unwrap_or_else(|_| "/jwt".into());
-    let jwt = format!("{}{}", target.base, issuer_path);
-    let opaque = format!("{}/opaque", target.base);
-    let wanted = |name: &str| s.only.as_ref().is_none_or(|o| o.iter().any(|x| x == name));
-
-    // Tokens the request scenarios need.
-    let (user_token, cc_token) = rt.block_on(async {
-        let b = browser();
-        let code = login_flow(&b, &jwt, "openid profile email api").await;
-        let t = exchange(&b, &jwt, &code).await;
-        let cc: serde_json::Value = reqwest::Client::new()
-            .post(format!("{jwt}/token"))
-            .basic_auth("cc", Some("cc-secret"))
-            .form(&[("grant_type", "client_credentials")])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+    let foreign = target.child.is_none();
+    let (jwt, opaque) = if foreign {
         (
-            t["access_token"].as_str().unwrap().to_string(),
-            cc["access_token"].as_str().unwrap().to_string(),
+            target.base.clone(),
+            std::env::var("LOAD_TARGET_OPAQUE").ok(),
         )
-    });
+    } else {
+        (
+            format!("{}/jwt", target.base),
+            Some(format!("{}/opaque", target.base)),
+        )
+    };
+    let wanted = |name: &str| {
+        let user_needed = matches!(name, "userinfo" | "refresh" | "flow_sso" | "flow_login");
+        !(foreign && user_needed) && s.only.as_ref().is_none_or(|o| o.iter().any(|x| x == name))
+    };
+    let ep = rt.block_on(discover(&jwt));
+    let ep_opaque = opaque.as_deref().map(|o| rt.block_on(discover(o)));
+
+    // Tokens the request scenarios need: a client token to introspect (an
+    // opaque one when there is an opaque issuer) and, on sesame, a user's.
+    let cc_token = rt.block_on(client_credentials(&ep_opaque.as_ref().unwrap_or(&ep).token));
+    let user_token = if foreign {
+        String::new()
+    } else {
+        rt.block_on(async {
+            let b = browser();
+            let code = login_flow(&b, &jwt, "openid profile email api").await;
+            let t = exchange(&b, &jwt, &code).await;
+            t["access_token"].as_str().unwrap().to_string()
+        })
+    };
 
     println!(
         "sesame load: {} s per scenario, concurrency {}, target {}",
@@ -427,44 +483,43 @@ fn main() {
     };
 
     type Scenario<'a> = (&'a str, String, &'a str, String, Vec<(&'a str, String)>);
-    let simple: Vec<Scenario> = vec![
+    let cc_basic = vec![("Authorization", basic("cc", "cc-secret"))];
+    let cc_body = "grant_type=client_credentials".to_string();
+    let mut simple: Vec<Scenario> = vec![
         (
             "discovery",
-            format!("{jwt}/.well-known/openid-configuration"),
+            ep.discovery.clone(),
             "GET",
             String::new(),
             vec![],
         ),
-        ("jwks", format!("{jwt}/jwks"), "GET", String::new(), vec![]),
+        ("jwks", ep.jwks.clone(), "GET", String::new(), vec![]),
         (
             "cc_jwt",
-            format!("{jwt}/token"),
+            ep.token.clone(),
             "POST",
-            "grant_type=client_credentials".into(),
-            vec![("Authorization", basic("cc", "cc-secret"))],
-        ),
-        (
-            "cc_opaque",
-            format!("{opaque}/token"),
-            "POST",
-            "grant_type=client_credentials".into(),
-            vec![("Authorization", basic("cc", "cc-secret"))],
-        ),
-        (
-            "introspect",
-            format!("{jwt}/introspect"),
-            "POST",
-            format!("token={cc_token}"),
-            vec![("Authorization", basic("rs", "rs-secret"))],
-        ),
-        (
-            "userinfo",
-            format!("{jwt}/userinfo"),
-            "GET",
-            String::new(),
-            vec![("Authorization", format!("Bearer {user_token}"))],
+            cc_body.clone(),
+            cc_basic.clone(),
         ),
     ];
+    if let Some(o) = &ep_opaque {
+        simple.push(("cc_opaque", o.token.clone(), "POST", cc_body, cc_basic));
+    }
+    let introspection = ep_opaque.as_ref().unwrap_or(&ep).introspection.clone();
+    simple.push((
+        "introspect",
+        introspection,
+        "POST",
+        format!("token={cc_token}"),
+        vec![("Authorization", basic("rs", "rs-secret"))],
+    ));
+    simple.push((
+        "userinfo",
+        ep.userinfo.clone(),
+        "GET",
+        String::new(),
+        vec![("Authorization", format!("Bearer {user_token}"))],
+    ));
     for (name, url, method, body, headers) in simple {
         if !wanted(name) {
             continue;
