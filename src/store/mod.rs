@@ -60,6 +60,9 @@ pub struct Store {
     backend: Backend,
     /// Upper bound of one request's unit of work, waiting for a connection included.
     deadline: Duration,
+    /// Upper bound of a readiness check: a database that can't answer
+    /// `SELECT 1` in about `connect_timeout` is not ready.
+    ping_deadline: Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -101,6 +104,7 @@ impl Store {
             pool,
             backend,
             deadline: connect_timeout + WORK_TIMEOUT,
+            ping_deadline: connect_timeout + Duration::from_secs(1),
         })
     }
 
@@ -152,8 +156,10 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| q(diesel::sql_query("SELECT 1").execute(conn)).map(|_| ()))
-            .await
+        self.run_within(self.ping_deadline, |conn| {
+            q(diesel::sql_query("SELECT 1").execute(conn)).map(|_| ())
+        })
+        .await
     }
 
     /// Store `key` unless the tenant already has one for its alg; return the one that is stored.
