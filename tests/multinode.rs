@@ -205,10 +205,13 @@ fn nodes_starting_together_on_a_fresh_database_share_one_key() {
     }
 }
 
-/// A TCP forwarder in front of the database that can be cut and restored on the same port.
+/// A TCP forwarder in front of the database that can be frozen (bytes held,
+/// like a silently dropped network), cut (connections closed, new ones
+/// refused) and restored on the same port.
 struct Forwarder {
     port: u16,
     upstream: SocketAddr,
+    frozen: Arc<AtomicBool>,
     running: Option<Running>,
 }
 
@@ -222,14 +225,16 @@ impl Forwarder {
     fn start(upstream: SocketAddr) -> Forwarder {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(AtomicBool::new(false));
         Forwarder {
             port,
             upstream,
-            running: Some(Forwarder::run(listener, upstream)),
+            running: Some(Forwarder::run(listener, upstream, frozen.clone())),
+            frozen,
         }
     }
 
-    fn run(listener: TcpListener, upstream: SocketAddr) -> Running {
+    fn run(listener: TcpListener, upstream: SocketAddr, frozen: Arc<AtomicBool>) -> Running {
         listener.set_nonblocking(true).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
@@ -245,8 +250,12 @@ impl Forwarder {
                         let mut open = open2.lock().unwrap();
                         open.push(down.try_clone().unwrap());
                         open.push(up.try_clone().unwrap());
-                        pipe(down.try_clone().unwrap(), up.try_clone().unwrap());
-                        pipe(up, down);
+                        pipe(
+                            down.try_clone().unwrap(),
+                            up.try_clone().unwrap(),
+                            frozen.clone(),
+                        );
+                        pipe(up, down, frozen.clone());
                     }
                     Err(e) if e.kind() == ErrorKind::WouldBlock => {
                         std::thread::sleep(Duration::from_millis(5))
@@ -261,6 +270,15 @@ impl Forwarder {
             acceptor,
             open,
         }
+    }
+
+    /// Hold every byte until [`Forwarder::thaw`]: the database seems to hang.
+    fn freeze(&self) {
+        self.frozen.store(true, Ordering::SeqCst);
+    }
+
+    fn thaw(&self) {
+        self.frozen.store(false, Ordering::SeqCst);
     }
 
     /// Refuse new connections and cut the open ones.
@@ -287,7 +305,7 @@ impl Forwarder {
                 Err(e) => panic!("cannot listen on {} again: {e}", self.port),
             }
         };
-        self.running = Some(Forwarder::run(listener, self.upstream));
+        self.running = Some(Forwarder::run(listener, self.upstream, self.frozen.clone()));
     }
 }
 
@@ -297,9 +315,21 @@ impl Drop for Forwarder {
     }
 }
 
-fn pipe(mut from: TcpStream, mut to: TcpStream) {
+fn pipe(mut from: TcpStream, mut to: TcpStream, frozen: Arc<AtomicBool>) {
+    use std::io::{Read, Write};
     std::thread::spawn(move || {
-        let _ = std::io::copy(&mut from, &mut to);
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            while frozen.load(Ordering::SeqCst) {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if to.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
         let _ = to.shutdown(Shutdown::Both);
         let _ = from.shutdown(Shutdown::Both);
     });
@@ -336,6 +366,21 @@ fn full_flow_works(s: &Server, backend: &str) {
     assert_eq!(r.status(), 200, "{backend}: refresh after recovery");
 }
 
+fn wait_ready(s: &Server, backend: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let status = client().get(s.url("/readyz")).send().unwrap().status();
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{backend}: not ready 30 s after the database came back"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// `f()` answers within [`NO_HANG`]; its answer.
 fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let started = Instant::now();
@@ -356,6 +401,35 @@ fn database_outage_answers_503_and_service_resumes() {
         assert_eq!(client().get(s.url("/readyz")).send().unwrap().status(), 200);
         full_flow_works(&s, backend);
 
+        // A database that stops answering (connections open, nothing comes back).
+        forwarder.freeze();
+        let (ready, token) = std::thread::scope(|scope| {
+            let ready = scope.spawn(|| {
+                timed("readyz (frozen)", || {
+                    client().get(s.url("/readyz")).send().unwrap()
+                })
+            });
+            let token = scope.spawn(|| timed("token (frozen)", || refresh(&s, "no-such-token")));
+            (ready.join().unwrap(), token.join().unwrap())
+        });
+        assert_eq!(
+            ready.status(),
+            503,
+            "{backend}: readyz while the database hangs"
+        );
+        assert_eq!(
+            token.status(),
+            503,
+            "{backend}: token while the database hangs"
+        );
+        assert_eq!(
+            token.json::<Value>().unwrap()["error"],
+            "temporarily_unavailable"
+        );
+        forwarder.thaw();
+        wait_ready(&s, backend);
+
+        // A database that is gone (connections closed, new ones refused).
         forwarder.cut();
 
         let r = timed("readyz", || client().get(s.url("/readyz")).send().unwrap());
@@ -392,19 +466,7 @@ fn database_outage_answers_503_and_service_resumes() {
         assert!(r.text().unwrap().contains("temporarily_unavailable"));
 
         forwarder.restore();
-
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let status = client().get(s.url("/readyz")).send().unwrap().status();
-            if status == 200 {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{backend}: not ready 30 s after the database came back"
-            );
-            std::thread::sleep(Duration::from_millis(200));
-        }
+        wait_ready(&s, backend);
         full_flow_works(&s, backend);
         let r = browser()
             .get(offline_flow(&s).authorize_url())
