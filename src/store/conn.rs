@@ -184,13 +184,24 @@ pub(crate) fn write_tx<T>(
     loop {
         attempt += 1;
         match transaction_once(conn, &mut f) {
-            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
-                if attempt < 5 =>
-            {
+            Err(e) if attempt < 5 && is_retryable(&e) => {
                 std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
             }
             other => return other,
         }
+    }
+}
+
+/// A serialization failure or deadlock: the transaction was rolled back and
+/// may simply be run again. (diesel reports PostgreSQL's 40P01
+/// `deadlock detected` as `Unknown`.)
+fn is_retryable(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            info.message().to_ascii_lowercase().contains("deadlock")
+        }
+        _ => false,
     }
 }
 
@@ -493,6 +504,27 @@ mod tests {
             query_error(DieselError::NotFound),
             StoreError::Query(_)
         ));
+    }
+
+    #[test]
+    fn deadlocks_are_retried() {
+        let e = |kind, m: &str| DieselError::DatabaseError(kind, Box::new(m.to_string()));
+        assert!(is_retryable(&e(
+            DatabaseErrorKind::Unknown,
+            "deadlock detected"
+        )));
+        assert!(is_retryable(&e(
+            DatabaseErrorKind::SerializationFailure,
+            "x"
+        )));
+        assert!(!is_retryable(&e(
+            DatabaseErrorKind::Unknown,
+            "syntax error"
+        )));
+        assert!(!is_retryable(&e(
+            DatabaseErrorKind::UniqueViolation,
+            "deadlock"
+        )));
     }
 
     #[test]
