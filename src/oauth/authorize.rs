@@ -152,6 +152,10 @@ pub async fn authorize(
     };
     let state = params.get("state").map(str::to_string);
     let fail = |e: OAuthError| {
+        if e.code == ErrorCode::TemporarilyUnavailable {
+            // The user can retry on our page (503); the client learns nothing useful.
+            return Outcome::step(Step::ErrorPage(e));
+        }
         Outcome::step(Step::Redirect(error_redirect(
             &redirect_uri,
             &e,
@@ -315,6 +319,10 @@ async fn proceed(
     consented: bool,
 ) -> Outcome {
     let fail = |e: OAuthError| {
+        if e.code == ErrorCode::TemporarilyUnavailable {
+            // The user can retry on our page (503); the client learns nothing useful.
+            return Outcome::step(Step::ErrorPage(e));
+        }
         Outcome::step(Step::Redirect(error_redirect(
             &pending.redirect_uri,
             &e,
@@ -635,6 +643,10 @@ pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCooki
         Err(e) => return Outcome::step(Step::ErrorPage(e)),
     };
     let deny = |e: OAuthError| {
+        if e.code == ErrorCode::TemporarilyUnavailable {
+            // The user can retry on our page (503); the client learns nothing useful.
+            return Outcome::step(Step::ErrorPage(e));
+        }
         Outcome::step(Step::Redirect(error_redirect(
             &pending.redirect_uri,
             &e,

@@ -184,13 +184,24 @@ pub(crate) fn write_tx<T>(
     loop {
         attempt += 1;
         match transaction_once(conn, &mut f) {
-            Err(DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _))
-                if attempt < 5 =>
-            {
+            Err(e) if attempt < 5 && is_retryable(&e) => {
                 std::thread::sleep(std::time::Duration::from_millis(5 * attempt));
             }
             other => return other,
         }
+    }
+}
+
+/// A serialization failure or deadlock: the transaction was rolled back and
+/// may simply be run again. (diesel reports PostgreSQL's 40P01
+/// `deadlock detected` as `Unknown`.)
+fn is_retryable(e: &DieselError) -> bool {
+    match e {
+        DieselError::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => true,
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info) => {
+            info.message().to_ascii_lowercase().contains("deadlock")
+        }
+        _ => false,
     }
 }
 
@@ -228,8 +239,70 @@ pub(crate) fn query_error(e: DieselError) -> StoreError {
             DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
             _,
         ) => StoreError::Unavailable(e.to_string()),
+        DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+            if is_connection_lost(info.message()) =>
+        {
+            StoreError::Unavailable(e.to_string())
+        }
         _ => StoreError::Query(e.to_string()),
     }
+}
+
+/// Whether a driver message says the connection is gone. diesel reports
+/// MySQL/MariaDB client errors (2002 can't connect, 2006 gone away, 2013 lost
+/// connection, 2055) and PostgreSQL administrator shutdowns as `Unknown`, with
+/// only the message to go by.
+fn is_connection_lost(message: &str) -> bool {
+    const SIGNS: &[&str] = &[
+        "gone away",
+        "lost connection",
+        "can't connect",
+        "connection refused",
+        "connection reset",
+        "broken pipe",
+        "server closed the connection",
+        "no connection to the server",
+        "terminating connection",
+        "the database system is shutting down",
+        "the database system is starting up",
+        "connection timed out",
+        "read timeout",
+    ];
+    let message = message.to_ascii_lowercase();
+    SIGNS.iter().any(|sign| message.contains(sign))
+}
+
+/// libpq options that keep a PostgreSQL connection from waiting forever on a
+/// database that went away: a connect timeout, TCP keepalives (an idle or
+/// waiting connection notices a dead peer in about 10 s) and a TCP user
+/// timeout (unacknowledged writes give up after 10 s). Options already in the
+/// URL win.
+pub(crate) fn with_pg_timeouts(url: &str, connect_timeout: std::time::Duration) -> String {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return url.to_string();
+    };
+    let present: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    // libpq counts whole seconds and treats anything below 2 as 2.
+    let connect = connect_timeout.as_secs_f64().ceil().max(2.0) as u64;
+    let defaults = [
+        ("connect_timeout", connect.to_string()),
+        ("keepalives", "1".to_string()),
+        ("keepalives_idle", "5".to_string()),
+        ("keepalives_interval", "2".to_string()),
+        ("keepalives_count", "3".to_string()),
+        ("tcp_user_timeout", "10000".to_string()),
+    ];
+    let missing: Vec<_> = defaults
+        .iter()
+        .filter(|(k, _)| !present.iter().any(|p| p == k))
+        .collect();
+    if !missing.is_empty() {
+        let mut q = parsed.query_pairs_mut();
+        for (k, v) in missing {
+            q.append_pair(k, v);
+        }
+    }
+    parsed.to_string()
 }
 
 pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
@@ -240,6 +313,7 @@ pub(crate) fn is_unique_violation(e: &DieselError) -> bool {
 }
 
 pub(crate) mod migrations {
+    use diesel::connection::SimpleConnection;
     use diesel_migrations::MigrationHarness;
 
     use super::DbConnection;
@@ -256,7 +330,53 @@ pub(crate) mod migrations {
         diesel_migrations::embed_migrations!("migrations/postgres");
 
     /// Apply the pending migrations of the connection's backend; returns their versions.
+    /// On MySQL/MariaDB and PostgreSQL a database-wide lock is held meanwhile,
+    /// so nodes starting at once on a fresh database migrate one after the other.
     pub(crate) fn run(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
+        lock(conn)?;
+        let applied = apply(conn);
+        let unlocked = unlock(conn);
+        let applied = applied?;
+        unlocked?;
+        Ok(applied)
+    }
+
+    // The advisory lock: on MySQL named after the database (locks are
+    // server-wide there), on PostgreSQL a fixed key (locks are per database).
+    #[cfg(feature = "mysql")]
+    const LOCK_NAME: &str = "LEFT(CONCAT('sesame_migrations:', DATABASE()), 64)";
+    #[cfg(feature = "postgres")]
+    const LOCK_KEY: i64 = 0x5e5a_4d45_6d69_6772;
+
+    fn lock(conn: &mut DbConnection) -> Result<(), StoreError> {
+        let sql: Option<String> = match conn {
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(_) => Some(format!("SELECT GET_LOCK({LOCK_NAME}, 300)")),
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(_) => Some(format!("SELECT pg_advisory_lock({LOCK_KEY})")),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
+        let Some(sql) = sql else { return Ok(()) };
+        conn.batch_execute(&sql)
+            .map_err(|e| StoreError::Migration(format!("cannot take the migration lock: {e}")))
+    }
+
+    fn unlock(conn: &mut DbConnection) -> Result<(), StoreError> {
+        let sql: Option<String> = match conn {
+            #[cfg(feature = "mysql")]
+            DbConnection::Mysql(_) => Some(format!("SELECT RELEASE_LOCK({LOCK_NAME})")),
+            #[cfg(feature = "postgres")]
+            DbConnection::Postgres(_) => Some(format!("SELECT pg_advisory_unlock({LOCK_KEY})")),
+            #[allow(unreachable_patterns)]
+            _ => None,
+        };
+        let Some(sql) = sql else { return Ok(()) };
+        conn.batch_execute(&sql)
+            .map_err(|e| StoreError::Migration(format!("cannot release the migration lock: {e}")))
+    }
+
+    fn apply(conn: &mut DbConnection) -> Result<Vec<String>, StoreError> {
         let applied = match conn {
             #[cfg(feature = "sqlite")]
             DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE),
@@ -355,6 +475,73 @@ mod tests {
             assert_eq!(Path::new(&p), dir.path().join("d.db"));
             assert!(parse_url("sqlite::memory:", dir.path()).is_err());
         }
+    }
+
+    #[test]
+    fn lost_connections_are_unavailable() {
+        for message in [
+            "MySQL server has gone away",
+            "Lost connection to server during query",
+            "Can't connect to server on '127.0.0.1' (111)",
+            "server closed the connection unexpectedly",
+            "terminating connection due to administrator command",
+        ] {
+            let e = DieselError::DatabaseError(
+                DatabaseErrorKind::Unknown,
+                Box::new(message.to_string()),
+            );
+            assert!(
+                matches!(query_error(e), StoreError::Unavailable(_)),
+                "{message}"
+            );
+        }
+        let e = DieselError::DatabaseError(
+            DatabaseErrorKind::Unknown,
+            Box::new("Table 'x' doesn't exist".to_string()),
+        );
+        assert!(matches!(query_error(e), StoreError::Query(_)));
+        assert!(matches!(
+            query_error(DieselError::NotFound),
+            StoreError::Query(_)
+        ));
+    }
+
+    #[test]
+    fn deadlocks_are_retried() {
+        let e = |kind, m: &str| DieselError::DatabaseError(kind, Box::new(m.to_string()));
+        assert!(is_retryable(&e(
+            DatabaseErrorKind::Unknown,
+            "deadlock detected"
+        )));
+        assert!(is_retryable(&e(
+            DatabaseErrorKind::SerializationFailure,
+            "x"
+        )));
+        assert!(!is_retryable(&e(
+            DatabaseErrorKind::Unknown,
+            "syntax error"
+        )));
+        assert!(!is_retryable(&e(
+            DatabaseErrorKind::UniqueViolation,
+            "deadlock"
+        )));
+    }
+
+    #[test]
+    fn postgres_urls_get_timeouts_unless_given() {
+        let url = with_pg_timeouts(
+            "postgres://u:p@db/sesame?keepalives_idle=30",
+            std::time::Duration::from_millis(500),
+        );
+        let u = url::Url::parse(&url).unwrap();
+        let q: std::collections::HashMap<_, _> = u.query_pairs().into_owned().collect();
+        assert_eq!(q["connect_timeout"], "2");
+        assert_eq!(q["keepalives_idle"], "30");
+        assert_eq!(q["tcp_user_timeout"], "10000");
+        assert_eq!(u.password(), Some("p"));
+        assert_eq!(u.path(), "/sesame");
+        let url = with_pg_timeouts("postgres://db/s", std::time::Duration::from_secs(7));
+        assert!(url.contains("connect_timeout=7"), "{url}");
     }
 
     #[test]

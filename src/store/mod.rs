@@ -48,10 +48,21 @@ pub enum StoreError {
     Migration(String),
 }
 
+/// How long one unit of work may take once it has its connection. Past
+/// `connect_timeout` + this, the caller gets `Unavailable` even if the
+/// driver is still waiting on a dead connection (mysqlclient has no read
+/// timeout diesel can set), so no request hangs on the database.
+pub const WORK_TIMEOUT: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 pub struct Store {
     pool: Pool<Manager>,
     backend: Backend,
+    /// Upper bound of one request's unit of work, waiting for a connection included.
+    deadline: Duration,
+    /// Upper bound of a readiness check: a database that can't answer
+    /// `SELECT 1` in about `connect_timeout` is not ready.
+    ping_deadline: Duration,
 }
 
 impl std::fmt::Debug for Store {
@@ -84,8 +95,17 @@ impl Store {
         if backend == Backend::Sqlite {
             builder = builder.connection_customizer(Box::new(conn::SqlitePragmas));
         }
+        let url = match backend {
+            Backend::Postgres => conn::with_pg_timeouts(&url, connect_timeout),
+            _ => url,
+        };
         let pool = builder.build_unchecked(Manager { backend, url });
-        Ok(Store { pool, backend })
+        Ok(Store {
+            pool,
+            backend,
+            deadline: connect_timeout + WORK_TIMEOUT,
+            ping_deadline: connect_timeout + Duration::from_secs(1),
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -101,26 +121,45 @@ impl Store {
         conn::migrations::run(&mut conn)
     }
 
-    /// One unit of work on a pooled connection, off the async runtime.
+    /// One unit of work on a pooled connection, off the async runtime,
+    /// answered within the store's deadline.
     async fn run<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
     {
+        self.run_within(self.deadline, f).await
+    }
+
+    async fn run_within<T, F>(&self, deadline: Duration, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
+    {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || {
+        let work = tokio::task::spawn_blocking(move || {
             let mut conn = pool
                 .get()
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
             f(&mut conn)
-        })
-        .await
-        .map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
+        });
+        // On timeout the blocking task runs on until the driver gives up; its
+        // connection then fails the check-out test and is replaced.
+        match tokio::time::timeout(deadline, work).await {
+            Ok(joined) => {
+                joined.map_err(|e| StoreError::Query(format!("store task failed: {e}")))?
+            }
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "no answer from the database within {deadline:?}"
+            ))),
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|conn| q(diesel::sql_query("SELECT 1").execute(conn)).map(|_| ()))
-            .await
+        self.run_within(self.ping_deadline, |conn| {
+            q(diesel::sql_query("SELECT 1").execute(conn)).map(|_| ())
+        })
+        .await
     }
 
     /// Store `key` unless the tenant already has one for its alg; return the one that is stored.
@@ -580,7 +619,8 @@ impl Store {
     /// keys and consents never expire.
     pub async fn purge_expired(&self, now: i64, batch: u32) -> Result<u64, StoreError> {
         let batch = i64::from(batch.max(1));
-        self.run(move |conn| {
+        // Background work: a big backlog may take a while.
+        self.run_within(self.deadline.max(Duration::from_secs(600)), move |conn| {
             // Select up to `batch` primary keys, delete those, until none are left.
             macro_rules! purge {
                 ($table:ident, $key:ident, $cutoff:expr) => {{
