@@ -16,6 +16,7 @@ use crate::config::{
 };
 use crate::jose::Keyset;
 use crate::oauth::client_auth::SecretCache;
+use crate::plugin::{Script, Scripts};
 
 /// Token and session lifetimes, every value present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +99,8 @@ pub struct Client {
     pub skip_consent: bool,
     pub lifetimes: Lifetimes,
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Compiled `plugins`, run after the tenant's.
+    pub plugins: Vec<Arc<Script>>,
 }
 
 impl Client {
@@ -154,11 +157,14 @@ pub struct Tenant {
     pub jwks: Bytes,
     /// Client secrets already verified against their hashes in this generation.
     pub secret_cache: SecretCache,
+    /// Compiled `plugins`, in order; every client's run after these.
+    pub plugins: Vec<Arc<Script>>,
 }
 
 impl Tenant {
-    /// Resolve a validated tenant config with its loaded keys.
-    pub fn new(cfg: &TenantConfig, keys: Keyset) -> Tenant {
+    /// Resolve a validated tenant config with its loaded keys and the
+    /// generation's compiled scripts.
+    pub fn new(cfg: &TenantConfig, keys: Keyset, scripts: &Scripts) -> Tenant {
         let issuer = cfg.issuer.trim_end_matches('/').to_string();
         let (host, path, secure) = split_issuer(&issuer);
         let lifetimes = Lifetimes::default().overlay(&cfg.lifetimes);
@@ -187,7 +193,11 @@ impl Tenant {
         let clients = cfg
             .clients
             .iter()
-            .map(|c| (c.id.clone(), Arc::new(resolve_client(c, &lifetimes))))
+            .map(|c| {
+                let mut client = resolve_client(c, &lifetimes);
+                client.plugins = scripts.resolve(&c.plugins);
+                (c.id.clone(), Arc::new(client))
+            })
             .collect();
 
         let mut users = HashMap::new();
@@ -215,6 +225,7 @@ impl Tenant {
             discovery: Bytes::new(),
             jwks,
             secret_cache: SecretCache::default(),
+            plugins: scripts.resolve(&cfg.plugins),
         };
         tenant.discovery = Bytes::from(crate::oauth::discovery::document(&tenant).to_string());
         tenant
@@ -304,6 +315,7 @@ fn resolve_client(c: &ClientConfig, tenant_lifetimes: &Lifetimes) -> Client {
         skip_consent: c.skip_consent,
         lifetimes: tenant_lifetimes.overlay(&c.lifetimes),
         metadata: c.metadata.clone(),
+        plugins: Vec::new(),
     }
 }
 
