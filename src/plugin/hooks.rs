@@ -102,7 +102,7 @@ impl PluginError {
             } => tracing::error!(
                 script = %script,
                 hook = %hook,
-                line = line.unwrap_or(0),
+                line = line.map(|l| l as u64),
                 error = %message,
                 "plugin script failed"
             ),
