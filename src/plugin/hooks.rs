@@ -332,6 +332,54 @@ impl Scripts {
     }
 }
 
+/// A piece of `ctx` (`ctx.tenant`, `ctx.client`, `ctx.user`) converted once
+/// per configuration generation, so a hook call only clones it.
+#[derive(Clone, Default)]
+pub struct CtxPart(Dynamic);
+
+impl std::fmt::Debug for CtxPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CtxPart")
+    }
+}
+
+impl CtxPart {
+    /// `ctx.tenant`: `#{ id, issuer }`.
+    pub fn tenant(id: &str, issuer: &str) -> CtxPart {
+        let mut m = rhai::Map::new();
+        m.insert("id".into(), str_dyn(id));
+        m.insert("issuer".into(), str_dyn(issuer));
+        CtxPart(Dynamic::from_map(m))
+    }
+
+    /// `ctx.client`: `#{ id, name, metadata }`.
+    pub fn client(id: &str, name: &str, metadata: &Map<String, Value>) -> CtxPart {
+        let mut m = rhai::Map::new();
+        m.insert("id".into(), str_dyn(id));
+        m.insert("name".into(), str_dyn(name));
+        m.insert("metadata".into(), object_to_dynamic(metadata));
+        CtxPart(Dynamic::from_map(m))
+    }
+
+    /// `ctx.user`: `#{ sub, username, claims }`.
+    pub fn user(sub: &str, username: &str, claims: &Map<String, Value>) -> CtxPart {
+        let mut m = rhai::Map::new();
+        m.insert("sub".into(), str_dyn(sub));
+        m.insert("username".into(), str_dyn(username));
+        m.insert("claims".into(), object_to_dynamic(claims));
+        CtxPart(Dynamic::from_map(m))
+    }
+
+    /// The converted value, or `build()` when none was made ahead.
+    fn get(&self, build: impl FnOnce() -> CtxPart) -> Dynamic {
+        if self.0.is_unit() {
+            build().0
+        } else {
+            self.0.clone()
+        }
+    }
+}
+
 /// What a hook is told about the request: becomes `ctx`.
 pub struct HookContext<'a> {
     pub tenant: &'a Tenant,
@@ -367,23 +415,18 @@ impl HookContext<'_> {
     /// `ctx` as the script sees it.
     fn to_map(&self) -> rhai::Map {
         let mut ctx = rhai::Map::new();
-        let mut tenant = rhai::Map::new();
-        tenant.insert("id".into(), str_dyn(&self.tenant.id));
-        tenant.insert("issuer".into(), str_dyn(&self.tenant.issuer));
-        ctx.insert("tenant".into(), Dynamic::from_map(tenant));
-
-        let mut client = rhai::Map::new();
-        client.insert("id".into(), str_dyn(&self.client.id));
-        client.insert("name".into(), str_dyn(&self.client.name));
-        client.insert("metadata".into(), object_to_dynamic(&self.client.metadata));
-        ctx.insert("client".into(), Dynamic::from_map(client));
-
+        let (t, c) = (self.tenant, self.client);
+        let tenant = t.plugin_ctx.get(|| CtxPart::tenant(&t.id, &t.issuer));
+        ctx.insert("tenant".into(), tenant);
+        let client = c
+            .plugin_ctx
+            .get(|| CtxPart::client(&c.id, &c.name, &c.metadata));
+        ctx.insert("client".into(), client);
         if let Some(u) = self.user {
-            let mut user = rhai::Map::new();
-            user.insert("sub".into(), str_dyn(&u.sub));
-            user.insert("username".into(), str_dyn(&u.username));
-            user.insert("claims".into(), object_to_dynamic(&u.claims));
-            ctx.insert("user".into(), Dynamic::from_map(user));
+            let user = u
+                .plugin_ctx
+                .get(|| CtxPart::user(&u.sub, &u.username, &u.claims));
+            ctx.insert("user".into(), user);
         }
         ctx.insert("scopes".into(), strings_dyn(self.requested));
         ctx.insert("granted".into(), strings_dyn(self.granted));
@@ -438,9 +481,16 @@ pub fn run_claims(hook: Hook, ctx: &HookContext) -> Result<Claims, PluginError> 
     if !ctx.wants(hook) {
         return Ok(out);
     }
-    let input = Dynamic::from_map(ctx.to_map());
-    for script in ctx.scripts(hook) {
-        let result = script.call(hook, input.clone())?;
+    let mut input = Dynamic::from_map(ctx.to_map());
+    let mut scripts = ctx.scripts(hook).peekable();
+    while let Some(script) = scripts.next() {
+        // The last script gets `ctx` itself, the others a copy.
+        let arg = if scripts.peek().is_some() {
+            input.clone()
+        } else {
+            std::mem::take(&mut input)
+        };
+        let result = script.call(hook, arg)?;
         if result.is_unit() {
             continue;
         }
