@@ -88,14 +88,25 @@ fn check(path: &Path) -> ExitCode {
     let Some(config) = load_or_report(path) else {
         return ExitCode::from(1);
     };
+    let scripts = match crate::plugin::Scripts::compile(&config) {
+        Ok(s) => s,
+        Err(errors) => {
+            eprintln!("{}: invalid configuration", path.display());
+            for e in &errors {
+                eprintln!("  {e}");
+            }
+            return ExitCode::from(1);
+        }
+    };
     let clients: usize = config.tenants.iter().map(|t| t.clients.len()).sum();
     let users: usize = config.tenants.iter().map(|t| t.users.len()).sum();
     println!(
-        "{}: ok ({} tenant(s), {} client(s), {} user(s))",
+        "{}: ok ({} tenant(s), {} client(s), {} user(s), {} script(s))",
         path.display(),
         config.tenants.len(),
         clients,
-        users
+        users,
+        scripts.len()
     );
     ExitCode::SUCCESS
 }

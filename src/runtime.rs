@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, ConfigErrors, TenantConfig};
 use crate::jose::{Keyset, SigningKey};
+use crate::plugin::Scripts;
 use crate::store::{Store, StoredKey};
 use crate::tenant::Tenant;
 
@@ -30,14 +31,18 @@ pub struct Route<'a> {
 }
 
 impl Runtime {
-    /// Load every tenant's keys (configured files, or the tenant's generated key
-    /// from the store, created on first use) and index the tenants.
+    /// Compile every plugin script, load every tenant's keys (configured files,
+    /// or the tenant's generated key from the store, created on first use) and
+    /// index the tenants. Any error (a broken script, a bad key) fails the build.
     pub async fn build(config: Config, store: &Store) -> Result<Runtime, ConfigErrors> {
         let mut tenants = Vec::with_capacity(config.tenants.len());
-        let mut errors = Vec::new();
+        let (scripts, mut errors) = match Scripts::compile(&config) {
+            Ok(s) => (s, Vec::new()),
+            Err(e) => (Scripts::default(), e),
+        };
         for (i, t) in config.tenants.iter().enumerate() {
             match load_keys(&config, t, store).await {
-                Ok(keys) => tenants.push(Arc::new(Tenant::new(t, keys))),
+                Ok(keys) => tenants.push(Arc::new(Tenant::new(t, keys, &scripts))),
                 Err(message) => errors.push(ConfigError {
                     path: format!("tenants[{i}].signing"),
                     message,

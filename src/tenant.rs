@@ -16,6 +16,7 @@ use crate::config::{
 };
 use crate::jose::Keyset;
 use crate::oauth::client_auth::SecretCache;
+use crate::plugin::{CtxPart, Script, Scripts};
 
 /// Token and session lifetimes, every value present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +99,10 @@ pub struct Client {
     pub skip_consent: bool,
     pub lifetimes: Lifetimes,
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// Compiled `plugins`, run after the tenant's.
+    pub plugins: Vec<Arc<Script>>,
+    /// `ctx.client` for scripts, converted once (when the tenant has scripts).
+    pub plugin_ctx: CtxPart,
 }
 
 impl Client {
@@ -120,6 +125,8 @@ pub struct User {
     pub sub: String,
     pub password_hash: String,
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// `ctx.user` for scripts, converted once (when the tenant has scripts).
+    pub plugin_ctx: CtxPart,
 }
 
 impl std::fmt::Debug for User {
@@ -154,11 +161,16 @@ pub struct Tenant {
     pub jwks: Bytes,
     /// Client secrets already verified against their hashes in this generation.
     pub secret_cache: SecretCache,
+    /// Compiled `plugins`, in order; every client's run after these.
+    pub plugins: Vec<Arc<Script>>,
+    /// `ctx.tenant` for scripts, converted once.
+    pub plugin_ctx: CtxPart,
 }
 
 impl Tenant {
-    /// Resolve a validated tenant config with its loaded keys.
-    pub fn new(cfg: &TenantConfig, keys: Keyset) -> Tenant {
+    /// Resolve a validated tenant config with its loaded keys and the
+    /// generation's compiled scripts.
+    pub fn new(cfg: &TenantConfig, keys: Keyset, scripts: &Scripts) -> Tenant {
         let issuer = cfg.issuer.trim_end_matches('/').to_string();
         let (host, path, secure) = split_issuer(&issuer);
         let lifetimes = Lifetimes::default().overlay(&cfg.lifetimes);
@@ -184,16 +196,30 @@ impl Tenant {
             scopes.insert(name.clone(), scope);
         }
 
+        // Scripts see tenant, client and user as prepared maps: made once here.
+        let has_scripts =
+            !cfg.plugins.is_empty() || cfg.clients.iter().any(|c| !c.plugins.is_empty());
         let clients = cfg
             .clients
             .iter()
-            .map(|c| (c.id.clone(), Arc::new(resolve_client(c, &lifetimes))))
+            .map(|c| {
+                let mut client = resolve_client(c, &lifetimes);
+                client.plugins = scripts.resolve(&c.plugins);
+                if has_scripts {
+                    client.plugin_ctx = CtxPart::client(&client.id, &client.name, &client.metadata);
+                }
+                (c.id.clone(), Arc::new(client))
+            })
             .collect();
 
         let mut users = HashMap::new();
         let mut users_by_sub = HashMap::new();
         for u in &cfg.users {
-            let user = Arc::new(resolve_user(&cfg.id, u));
+            let mut user = resolve_user(&cfg.id, u);
+            if has_scripts {
+                user.plugin_ctx = CtxPart::user(&user.sub, &user.username, &user.claims);
+            }
+            let user = Arc::new(user);
             users_by_sub.insert(user.sub.clone(), user.clone());
             users.insert(user.username.clone(), user);
         }
@@ -215,6 +241,8 @@ impl Tenant {
             discovery: Bytes::new(),
             jwks,
             secret_cache: SecretCache::default(),
+            plugins: scripts.resolve(&cfg.plugins),
+            plugin_ctx: CtxPart::tenant(&cfg.id, cfg.issuer.trim_end_matches('/')),
         };
         tenant.discovery = Bytes::from(crate::oauth::discovery::document(&tenant).to_string());
         tenant
@@ -304,6 +332,8 @@ fn resolve_client(c: &ClientConfig, tenant_lifetimes: &Lifetimes) -> Client {
         skip_consent: c.skip_consent,
         lifetimes: tenant_lifetimes.overlay(&c.lifetimes),
         metadata: c.metadata.clone(),
+        plugins: Vec::new(),
+        plugin_ctx: CtxPart::default(),
     }
 }
 
@@ -316,6 +346,7 @@ fn resolve_user(tenant_id: &str, u: &UserConfig) -> User {
             .unwrap_or_else(|| derived_sub(tenant_id, &u.username)),
         password_hash: u.password_hash.clone(),
         claims: u.claims.clone(),
+        plugin_ctx: CtxPart::default(),
     }
 }
 

@@ -818,14 +818,14 @@ mod tests {
     #[test]
     fn usernames_are_non_empty_and_unique() {
         let u = |name: &str| format!("- {{ username: '{name}', password_hash: '{ARGON2}' }}\n");
-        assert_eq!(errors(&users(&(u("alice") + &u("bob")))), vec![]);
+        assert_eq!(errors(&users(&(u("alice") + u("bob").as_str()))), vec![]);
         only_error(
             &users(&u("")),
             "tenants[0].users[0].username",
             "must not be empty",
         );
         only_error(
-            &users(&(u("alice") + &u("bob") + &u("alice"))),
+            &users(&(u("alice") + u("bob").as_str() + u("alice").as_str())),
             "tenants[0].users[2].username",
             "duplicate username \"alice\" (also users[0])",
         );
@@ -837,7 +837,7 @@ mod tests {
             format!("- {{ username: {name}, password_hash: '{ARGON2}', sub: '{sub}' }}\n")
         };
         only_error(
-            &users(&(u("a", "s1") + &u("b", "s1"))),
+            &users(&(u("a", "s1") + u("b", "s1").as_str())),
             "tenants[0].users[1].sub",
             "duplicate sub \"s1\"",
         );

@@ -8,17 +8,21 @@ use warp::hyper::Body;
 
 use super::reply::{self, Reply};
 use super::{pages, App, Request};
-use crate::oauth::authorize::{self, BrowserCookies, Ctx, Outcome, Step};
+use crate::oauth::authorize::{self, BrowserCookies, Ctx, Outcome, RequestInfo, Step};
 use crate::oauth::client_auth::Presented;
 use crate::oauth::logout::{self, LogoutStep};
 use crate::oauth::{introspect, token, userinfo, OAuthError, Params};
 use crate::tenant::Tenant;
 
-fn ctx<'a>(app: &'a App, tenant: &'a Tenant) -> Ctx<'a> {
+fn ctx<'a>(app: &'a App, tenant: &'a Tenant, req: &'a Request) -> Ctx<'a> {
     Ctx {
         tenant,
         store: &app.store,
         now: crate::now(),
+        request: RequestInfo {
+            ip: req.ip,
+            user_agent: req.header("user-agent"),
+        },
     }
 }
 
@@ -40,7 +44,7 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
         "/authorize" if get || post => authorize(app, tenant, &req).await,
         "/authorize" => reply::method_not_allowed("GET, POST"),
         "/login" if get => {
-            let c = ctx(app, tenant);
+            let c = ctx(app, tenant, &req);
             let out = match req.params() {
                 Ok(p) => authorize::login_page(&c, &p, &cookies(tenant, &req)).await,
                 Err(e) => error_outcome(e),
@@ -48,7 +52,7 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
             render(tenant, out)
         }
         "/login" if post => {
-            let c = ctx(app, tenant);
+            let c = ctx(app, tenant, &req);
             let out = match req.form() {
                 Ok(p) => authorize::login_submit(&c, &p, &cookies(tenant, &req)).await,
                 Err(e) => error_outcome(e),
@@ -57,7 +61,7 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
         }
         "/login" => reply::method_not_allowed("GET, POST"),
         "/consent" if post => {
-            let c = ctx(app, tenant);
+            let c = ctx(app, tenant, &req);
             let out = match req.form() {
                 Ok(p) => authorize::consent_submit(&c, &p, &cookies(tenant, &req)).await,
                 Err(e) => error_outcome(e),
@@ -117,7 +121,7 @@ fn preflight() -> Reply {
 }
 
 async fn authorize(app: &App, tenant: &Tenant, req: &Request) -> Reply {
-    let c = ctx(app, tenant);
+    let c = ctx(app, tenant, req);
     let out = authorize::authorize(&c, req.params(), &cookies(tenant, req)).await;
     render(tenant, out)
 }
@@ -134,7 +138,7 @@ async fn token_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
     let result = async {
         let params = req.form()?;
         let presented = presented(req, &params)?;
-        token::token(&ctx(app, tenant), &params, presented).await
+        token::token(&ctx(app, tenant, req), &params, presented).await
     }
     .await;
     let mut r = match result {
@@ -172,7 +176,7 @@ async fn userinfo_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
                 ))
             }
         };
-        userinfo::userinfo(&ctx(app, tenant), &token).await
+        userinfo::userinfo(&ctx(app, tenant, req), &token).await
     }
     .await;
     let mut r = match result {
@@ -187,7 +191,7 @@ async fn introspect_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply
     let result = async {
         let params = req.form()?;
         let presented = presented(req, &params)?;
-        introspect::introspect(&ctx(app, tenant), &params, presented).await
+        introspect::introspect(&ctx(app, tenant, req), &params, presented).await
     }
     .await;
     match result {
@@ -200,7 +204,7 @@ async fn revoke_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
     let result = async {
         let params = req.form()?;
         let presented = presented(req, &params)?;
-        introspect::revoke(&ctx(app, tenant), &params, presented).await
+        introspect::revoke(&ctx(app, tenant, req), &params, presented).await
     }
     .await;
     let mut r = match result {
@@ -216,7 +220,8 @@ async fn logout_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
         Ok(p) => p,
         Err(e) => return html_page(400, pages::error(e.code.as_str(), &e.description)),
     };
-    let (step, clear) = logout::logout(&ctx(app, tenant), &params, &cookies(tenant, req)).await;
+    let (step, clear) =
+        logout::logout(&ctx(app, tenant, req), &params, &cookies(tenant, req)).await;
     let mut r = match step {
         LogoutStep::Redirect(url) => redirect(&url),
         LogoutStep::SignedOut => html_page(200, pages::signed_out(&tenant.id)),

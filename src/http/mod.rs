@@ -14,6 +14,9 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use tracing::Instrument;
 use warp::http::{header, HeaderMap, HeaderValue, Method};
+use warp::hyper::server::conn::{AddrIncoming, AddrStream};
+use warp::hyper::service::{make_service_fn, service_fn, Service};
+use warp::hyper::Body;
 use warp::path::FullPath;
 use warp::Filter;
 
@@ -93,16 +96,39 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        if let Ok(stream) = &conn {
-            let _ = stream.set_nodelay(true);
+    // hyper's AddrIncoming, not warp's serve_incoming: warp forgets the peer
+    // address of connections it did not accept itself, and the client's IP
+    // matters (trusted proxies, `ctx.request.ip` in plugins).
+    let mut incoming = match AddrIncoming::from_listener(listener) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot accept connections");
+            return;
         }
-        conn
+    };
+    incoming.set_nodelay(true);
+    let service = warp::service(routes(app));
+    let make = make_service_fn(move |conn: &AddrStream| {
+        let peer = Peer(conn.remote_addr());
+        let service = service.clone();
+        async move {
+            Ok::<_, Infallible>(service_fn(move |mut req: warp::hyper::Request<Body>| {
+                req.extensions_mut().insert(peer);
+                service.clone().call(req)
+            }))
+        }
     });
-    warp::serve(routes(app))
-        .serve_incoming_with_graceful_shutdown(incoming, shutdown)
-        .await;
+    let server = warp::hyper::Server::builder(incoming)
+        .serve(make)
+        .with_graceful_shutdown(shutdown);
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "server error");
+    }
 }
+
+/// The TCP peer of a request's connection (in the request's extensions).
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
 
 /// The whole HTTP surface as one filter.
 pub fn routes(
@@ -114,7 +140,7 @@ pub fn routes(
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<Peer>().map(|p: Option<Peer>| p.map(|p| p.0)))
         .and(warp::body::stream())
         .then(
             move |method: Method,

@@ -13,11 +13,11 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::scope::{default_decision, Scopes};
+use super::scope::{decide, default_decision, Decision, Scopes};
 use super::{password, pkce, random_token, ErrorCode, OAuthError, Params};
 use crate::config::GrantType;
 use crate::store::{AuthRequestRow, CodeRow, SessionRow, Store, TokenHash};
-use crate::tenant::{Client, Tenant};
+use crate::tenant::{Client, Tenant, User};
 
 /// How long a started sign-in may take.
 pub const AUTH_REQUEST_TTL: i64 = 30 * 60;
@@ -29,6 +29,14 @@ pub struct Ctx<'a> {
     pub tenant: &'a Tenant,
     pub store: &'a Store,
     pub now: i64,
+    pub request: RequestInfo<'a>,
+}
+
+/// Who is asking, as far as the edge can tell (plugin scripts see it as `ctx.request`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    pub ip: Option<std::net::IpAddr>,
+    pub user_agent: Option<&'a str>,
 }
 
 /// The browser's sesame cookies for this tenant.
@@ -360,7 +368,10 @@ async fn proceed(
     };
 
     let requested = Scopes::parse(&pending.requested).unwrap_or_default();
-    let decision = default_decision(ctx.tenant, client, &requested, GrantType::AuthorizationCode);
+    let decision = match policy_decision(ctx, client, Some(user.as_ref()), &requested) {
+        Ok(d) => d,
+        Err(e) => return fail(e),
+    };
     if decision.granted.is_empty() {
         return fail(OAuthError::new(
             ErrorCode::InvalidScope,
@@ -673,12 +684,11 @@ pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCooki
         }
     }
     let requested = Scopes::parse(&pending.requested).unwrap_or_default();
-    let decision = default_decision(
-        ctx.tenant,
-        &client,
-        &requested,
-        GrantType::AuthorizationCode,
-    );
+    let user = ctx.tenant.user_by_sub(&session.user_sub);
+    let decision = match policy_decision(ctx, &client, user.map(|u| &**u), &requested) {
+        Ok(d) => d,
+        Err(e) => return deny(e),
+    };
     let previous = match ctx
         .store
         .find_consent(&ctx.tenant.id, &client.id, &session.user_sub)
@@ -704,6 +714,20 @@ pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCooki
         return deny(e.into());
     }
     proceed(ctx, &client, pending, Some(rid), Some(session), true, true).await
+}
+
+/// The code flow's decision: the default, then the scope policies; a
+/// `deny(reason)` is `access_denied` with that reason.
+fn policy_decision(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    user: Option<&User>,
+    requested: &Scopes,
+) -> Result<Decision, OAuthError> {
+    let grant = GrantType::AuthorizationCode;
+    let default = default_decision(ctx.tenant, client, requested, grant);
+    decide(ctx, client, user, requested, grant, default, None)
+        .map_err(|e| OAuthError::from_plugin(e, Some(ErrorCode::AccessDenied)))
 }
 
 async fn current_session(

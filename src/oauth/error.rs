@@ -1,5 +1,6 @@
 //! The errors sesame puts on the wire.
 
+use crate::plugin::PluginError;
 use crate::store::StoreError;
 
 /// Every error code sesame answers with. The HTTP status and the
@@ -121,6 +122,30 @@ impl OAuthError {
             ErrorCode::ServerError,
             "the server could not complete the request",
         )
+    }
+
+    /// A plugin hook's failure as the client sees it. A policy's `deny(reason)`
+    /// becomes `denied` with the reason (when the caller is a policy);
+    /// everything else is logged with its script and line and answered
+    /// `server_error`.
+    pub fn from_plugin(e: PluginError, denied: Option<ErrorCode>) -> OAuthError {
+        e.log();
+        match (e, denied) {
+            (PluginError::Denied { reason, .. }, Some(code)) => {
+                let reason: String = reason
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .take(256)
+                    .collect();
+                let reason = if reason.trim().is_empty() {
+                    "denied by policy".to_string()
+                } else {
+                    reason
+                };
+                OAuthError::new(code, reason)
+            }
+            _ => OAuthError::server_error(),
+        }
     }
 
     pub fn to_json(&self) -> serde_json::Value {

@@ -4,10 +4,12 @@ use serde_json::{json, Value};
 
 use super::authorize::Ctx;
 use super::client_auth::{self, Presented};
+use super::scope::Scopes;
 use super::userinfo::validate_access_token;
 use super::{OAuthError, Params};
 use crate::jose::verify_jwt;
-use crate::store::TokenHash;
+use crate::plugin::{run_claims, Claims, Hook, HookContext, REGISTERED_CLAIMS};
+use crate::store::{AccessTokenRow, TokenHash};
 
 /// `POST /introspect`: `{"active": false}` for anything unknown, expired,
 /// revoked or of another tenant, with no other detail.
@@ -72,7 +74,49 @@ async fn access_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>, 
     if let Some(at) = valid.claims.get("auth_time") {
         out["auth_time"] = at.clone();
     }
+    if let Value::Object(map) = &mut out {
+        if valid.claims.is_empty() {
+            // Opaque: the access_token_claims hooks answer now.
+            plugin_claims(ctx, &row)?.apply(map, INTROSPECTION_FIELDS);
+        } else {
+            // JWT: what the hooks put in the token when it was issued.
+            for (name, v) in valid.claims {
+                if !REGISTERED_CLAIMS.contains(&name.as_str())
+                    && !INTROSPECTION_FIELDS.contains(&name.as_str())
+                {
+                    map.insert(name, v);
+                }
+            }
+        }
+    }
     Ok(Some(out))
+}
+
+/// Introspection members no script claim may replace.
+const INTROSPECTION_FIELDS: &[&str] = &["active", "token_type", "username"];
+
+/// The `access_token_claims` of an opaque token's grant, computed at introspection.
+fn plugin_claims(ctx: &Ctx<'_>, row: &AccessTokenRow) -> Result<Claims, OAuthError> {
+    let Some(client) = ctx.tenant.client(&row.client_id) else {
+        return Ok(Claims::default());
+    };
+    let user = row
+        .user_sub
+        .as_deref()
+        .and_then(|s| ctx.tenant.user_by_sub(s));
+    let scopes = Scopes::parse(&row.scope).unwrap_or_default();
+    let hook_ctx = HookContext {
+        tenant: ctx.tenant,
+        client,
+        user: user.map(|u| &**u),
+        requested: scopes.as_vec(),
+        granted: scopes.as_vec(),
+        grant_type: None,
+        ip: ctx.request.ip,
+        user_agent: ctx.request.user_agent,
+        now: ctx.now,
+    };
+    run_claims(Hook::AccessTokenClaims, &hook_ctx).map_err(|e| OAuthError::from_plugin(e, None))
 }
 
 async fn refresh_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>, OAuthError> {

@@ -1,7 +1,9 @@
 //! Scopes (RFC 6749 §3.3) and the default grant decision.
 
+use super::authorize::Ctx;
 use crate::config::GrantType;
-use crate::tenant::{Client, Tenant};
+use crate::plugin::{run_scope_policy, Hook, HookContext, PluginError, Policy};
+use crate::tenant::{Client, Tenant, User};
 
 /// Most scopes a request may name.
 pub const MAX_SCOPES: usize = 64;
@@ -102,18 +104,10 @@ pub fn default_decision(
     requested: &Scopes,
     grant: GrantType,
 ) -> Decision {
-    let mut granted = requested.filter(|s| client.allows_scope(s) && tenant.scopes.contains_key(s));
-    if grant == GrantType::ClientCredentials {
-        // No user: nothing OIDC.
-        granted = granted.filter(|s| {
-            !matches!(
-                s,
-                "openid" | "profile" | "email" | "address" | "phone" | "offline_access"
-            )
-        });
-    } else if !granted.contains("openid") {
-        granted = granted.filter(|s| s != "offline_access");
-    }
+    let granted = grant_rules(
+        requested.filter(|s| client.allows_scope(s) && tenant.scopes.contains_key(s)),
+        grant,
+    );
     let refresh_token = granted.contains("offline_access")
         && client.allows_grant(GrantType::RefreshToken)
         && grant != GrantType::ClientCredentials;
@@ -121,6 +115,70 @@ pub fn default_decision(
         granted,
         refresh_token,
     }
+}
+
+/// What no decision may break: `client_credentials` gets nothing OIDC (no
+/// user), and `offline_access` needs `openid`.
+fn grant_rules(granted: Scopes, grant: GrantType) -> Scopes {
+    if grant == GrantType::ClientCredentials {
+        granted.filter(|s| {
+            !matches!(
+                s,
+                "openid" | "profile" | "email" | "address" | "phone" | "offline_access"
+            )
+        })
+    } else if !granted.contains("openid") {
+        granted.filter(|s| s != "offline_access")
+    } else {
+        granted
+    }
+}
+
+/// The decision after the request's `scope_policy` scripts, starting from
+/// `default`. What they return is kept only where the client and tenant
+/// have the scope (and, with a `ceiling`, where it holds it: the original
+/// grant at a code exchange or refresh). A refresh token needs a user and the
+/// client's `refresh_token` grant whatever a script says.
+pub fn decide(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    user: Option<&User>,
+    requested: &Scopes,
+    grant: GrantType,
+    default: Decision,
+    ceiling: Option<&Scopes>,
+) -> Result<Decision, PluginError> {
+    let hook_ctx = HookContext {
+        tenant: ctx.tenant,
+        client,
+        user,
+        requested: requested.as_vec(),
+        granted: default.granted.as_vec(),
+        grant_type: Some(grant.as_str()),
+        ip: ctx.request.ip,
+        user_agent: ctx.request.user_agent,
+        now: ctx.now,
+    };
+    if !hook_ctx.wants(Hook::ScopePolicy) {
+        return Ok(default);
+    }
+    let allowed = |s: &str| {
+        client.allows_scope(s)
+            && ctx.tenant.scopes.contains_key(s)
+            && !ceiling.is_some_and(|c| !c.contains(s))
+    };
+    let start = Policy {
+        granted: default.granted.as_vec().to_vec(),
+        refresh_token: default.refresh_token,
+    };
+    let policy = run_scope_policy(&hook_ctx, start, allowed)?;
+    Ok(Decision {
+        granted: grant_rules(Scopes::from_vec(policy.granted), grant),
+        refresh_token: policy.refresh_token
+            && user.is_some()
+            && grant != GrantType::ClientCredentials
+            && client.allows_grant(GrantType::RefreshToken),
+    })
 }
 
 #[cfg(test)]

@@ -5,10 +5,11 @@ use serde_json::{json, Map, Value};
 
 use super::authorize::Ctx;
 use super::client_auth::{self, Presented};
-use super::scope::{default_decision, Scopes};
+use super::scope::{decide, default_decision, Decision, Scopes};
 use super::{pkce, random_token, ErrorCode, OAuthError, Params};
 use crate::config::{AccessTokenFormat, GrantType};
 use crate::jose::at_hash;
+use crate::plugin::{run_claims, Claims, Hook, HookContext};
 use crate::store::{AccessTokenRow, CodeConsumption, RefreshTokenRow, Rotation, TokenHash};
 use crate::tenant::{standard_claims, Client, Tenant, User};
 
@@ -140,17 +141,52 @@ async fn authorization_code(
         .cloned()
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
     let scopes = Scopes::parse(&row.scope).unwrap_or_default();
+    let grant = GrantType::AuthorizationCode;
+    let default = Decision {
+        granted: scopes.clone(),
+        refresh_token: row.refresh_token,
+    };
+    let decision = token_decision(ctx, client, Some(&user), &scopes, grant, default, true)?;
     issue(
         ctx,
         client,
         Subject::User(&user),
-        &scopes,
+        Grant {
+            kind: grant,
+            requested: &scopes,
+        },
+        &decision.granted,
         &row.grant_id,
         row.auth_time,
         row.nonce.as_deref(),
-        row.refresh_token,
+        decision.refresh_token,
     )
     .await
+}
+
+/// A grant's decision at the token endpoint: `default`, then the scope
+/// policies (held under `requested` when `ceiling`); a `deny(reason)` is
+/// `invalid_grant`, a policy that leaves nothing is `invalid_scope`.
+fn token_decision(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    user: Option<&User>,
+    requested: &Scopes,
+    grant: GrantType,
+    default: Decision,
+    ceiling: bool,
+) -> Result<Decision, OAuthError> {
+    let had_scopes = !default.granted.is_empty();
+    let ceiling = ceiling.then_some(requested);
+    let decision = decide(ctx, client, user, requested, grant, default, ceiling)
+        .map_err(|e| OAuthError::from_plugin(e, Some(ErrorCode::InvalidGrant)))?;
+    if had_scopes && decision.granted.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidScope,
+            "no scope can be granted",
+        ));
+    }
+    Ok(decision)
 }
 
 async fn refresh_token(
@@ -195,8 +231,9 @@ async fn refresh_token(
             s
         }
     };
-    let decision = default_decision(ctx.tenant, client, &requested, GrantType::RefreshToken);
-    if decision.granted.is_empty() {
+    let grant = GrantType::RefreshToken;
+    let default = default_decision(ctx.tenant, client, &requested, grant);
+    if default.granted.is_empty() {
         return Err(OAuthError::new(
             ErrorCode::InvalidScope,
             "no scope can be granted",
@@ -207,6 +244,12 @@ async fn refresh_token(
         .user_by_sub(&row.user_sub)
         .cloned()
         .ok_or_else(invalid)?;
+    // By default a refresh rotates: a successor is issued.
+    let default = Decision {
+        refresh_token: true,
+        ..default
+    };
+    let decision = token_decision(ctx, client, Some(&user), &requested, grant, default, true)?;
     // The successor keeps the family's original scope, so a narrower refresh
     // does not shrink what later refreshes may ask for.
     let successor = random_token();
@@ -228,7 +271,12 @@ async fn refresh_token(
     };
     match ctx
         .store
-        .rotate_refresh_token(&ctx.tenant.id, hash, Some(next), ctx.now)
+        .rotate_refresh_token(
+            &ctx.tenant.id,
+            hash,
+            decision.refresh_token.then_some(next),
+            ctx.now,
+        )
         .await?
     {
         Rotation::Rotated => {}
@@ -245,6 +293,10 @@ async fn refresh_token(
         ctx,
         client,
         Subject::User(&user),
+        Grant {
+            kind: grant,
+            requested: &requested,
+        },
         &decision.granted,
         &row.grant_id,
         row.auth_time,
@@ -252,7 +304,7 @@ async fn refresh_token(
         false,
     )
     .await?;
-    response.refresh_token = Some(successor);
+    response.refresh_token = decision.refresh_token.then_some(successor);
     Ok(response)
 }
 
@@ -266,18 +318,24 @@ async fn client_credentials(
             .ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?,
         None => Scopes::from_vec(client.scopes.clone()),
     };
-    let decision = default_decision(ctx.tenant, client, &requested, GrantType::ClientCredentials);
-    if params.get("scope").is_some() && decision.granted.is_empty() {
+    let grant = GrantType::ClientCredentials;
+    let default = default_decision(ctx.tenant, client, &requested, grant);
+    if params.get("scope").is_some() && default.granted.is_empty() {
         return Err(OAuthError::new(
             ErrorCode::InvalidScope,
             "none of the requested scopes is available",
         ));
     }
+    let decision = token_decision(ctx, client, None, &requested, grant, default, false)?;
     let grant_id = random_token();
     issue(
         ctx,
         client,
         Subject::Client,
+        Grant {
+            kind: grant,
+            requested: &requested,
+        },
         &decision.granted,
         &grant_id,
         ctx.now,
@@ -285,6 +343,12 @@ async fn client_credentials(
         false,
     )
     .await
+}
+
+/// The grant a token is issued for, as plugin scripts see it.
+pub struct Grant<'a> {
+    pub kind: GrantType,
+    pub requested: &'a Scopes,
 }
 
 /// Who a token is about.
@@ -301,6 +365,7 @@ async fn issue(
     ctx: &Ctx<'_>,
     client: &Client,
     subject: Subject<'_>,
+    grant: Grant<'_>,
     scopes: &Scopes,
     grant_id: &str,
     auth_time: i64,
@@ -317,6 +382,24 @@ async fn issue(
     let sub = user
         .map(|u| u.sub.clone())
         .unwrap_or_else(|| client.id.clone());
+    let hook_ctx = HookContext {
+        tenant,
+        client,
+        user,
+        requested: grant.requested.as_vec(),
+        granted: scopes.as_vec(),
+        grant_type: Some(grant.kind.as_str()),
+        ip: ctx.request.ip,
+        user_agent: ctx.request.user_agent,
+        now,
+    };
+    let plugin_failed = |e| OAuthError::from_plugin(e, None);
+    let id_token_extra = match user {
+        Some(_) if scopes.contains("openid") => {
+            run_claims(Hook::IdTokenClaims, &hook_ctx).map_err(plugin_failed)?
+        }
+        _ => Claims::default(),
+    };
     let jti = random_token();
     let (access_token, hash, jwt) = match tenant.access_token_format {
         AccessTokenFormat::Opaque => {
@@ -337,6 +420,10 @@ async fn issue(
             });
             if user.is_some() {
                 claims["auth_time"] = json!(auth_time);
+            }
+            let extra = run_claims(Hook::AccessTokenClaims, &hook_ctx).map_err(plugin_failed)?;
+            if let Value::Object(map) = &mut claims {
+                extra.apply(map, &[]);
             }
             let token = tenant
                 .keys
@@ -374,6 +461,7 @@ async fn issue(
             nonce,
             &access_token,
             now,
+            id_token_extra,
         )?),
         _ => None,
     };
@@ -425,9 +513,11 @@ fn id_token(
     nonce: Option<&str>,
     access_token: &str,
     now: i64,
+    extra: Claims,
 ) -> Result<String, OAuthError> {
     let key = tenant.keys.signing();
     let mut claims = user_claims(tenant, user, scopes);
+    extra.apply(&mut claims, &[]);
     let registered = json!({
         "iss": tenant.issuer,
         "sub": user.sub,

@@ -7,6 +7,7 @@ use super::scope::Scopes;
 use super::token::user_claims;
 use super::{ErrorCode, OAuthError};
 use crate::jose::verify_jwt;
+use crate::plugin::{run_claims, Hook, HookContext};
 use crate::store::{AccessTokenRow, TokenHash};
 
 /// A presented access token that is valid now.
@@ -76,5 +77,22 @@ pub async fn userinfo(ctx: &Ctx<'_>, token: &str) -> Result<Value, OAuthError> {
         .as_deref()
         .and_then(|sub| ctx.tenant.user_by_sub(sub))
         .ok_or_else(|| OAuthError::new(ErrorCode::InvalidToken, "the token is not about a user"))?;
-    Ok(Value::Object(user_claims(ctx.tenant, user, &scopes)))
+    let mut claims = user_claims(ctx.tenant, user, &scopes);
+    if let Some(client) = ctx.tenant.client(&valid.row.client_id) {
+        let hook_ctx = HookContext {
+            tenant: ctx.tenant,
+            client,
+            user: Some(user),
+            requested: scopes.as_vec(),
+            granted: scopes.as_vec(),
+            grant_type: None,
+            ip: ctx.request.ip,
+            user_agent: ctx.request.user_agent,
+            now: ctx.now,
+        };
+        run_claims(Hook::UserinfoClaims, &hook_ctx)
+            .map_err(|e| OAuthError::from_plugin(e, None))?
+            .apply(&mut claims, &[]);
+    }
+    Ok(Value::Object(claims))
 }

@@ -46,6 +46,8 @@ pub struct Flow<'a> {
     pub redirect_uri: &'a str,
     pub scope: &'a str,
     pub extra: Vec<(&'a str, &'a str)>,
+    /// Who signs in (password "wonderland").
+    pub username: &'a str,
 }
 
 impl<'a> Flow<'a> {
@@ -57,6 +59,7 @@ impl<'a> Flow<'a> {
             redirect_uri,
             scope: "openid profile email",
             extra: vec![("state", "st-123"), ("nonce", "n-456")],
+            username: "alice",
         }
     }
 
@@ -75,7 +78,7 @@ impl<'a> Flow<'a> {
         u.to_string()
     }
 
-    /// Sign in as alice (and consent if asked); return the final redirect.
+    /// Sign in as `username` (and consent if asked); return the final redirect.
     pub fn run(&self, b: &Client) -> String {
         let r = b.get(self.authorize_url()).send().unwrap();
         assert_eq!(r.status(), 303, "authorize should redirect");
@@ -89,7 +92,7 @@ impl<'a> Flow<'a> {
                 .form(&[
                     ("rid", field(&html, "rid")),
                     ("csrf", field(&html, "csrf")),
-                    ("username", "alice".into()),
+                    ("username", self.username.into()),
                     ("password", "wonderland".into()),
                 ])
                 .send()

@@ -1,0 +1,165 @@
+//! The sandboxed Rhai engine: one per configuration generation, shared by
+//! every compiled script of that generation.
+//!
+//! Built from `Engine::new_raw()` plus the packages a claims or policy script
+//! needs (no file, module, time or eval access), with every limit set so a
+//! runaway script is stopped in milliseconds. `print` and `debug` go to the
+//! log under the running script's name; `deny(reason)` raises a [`Denial`],
+//! a Rust type a script cannot build itself.
+
+use std::cell::RefCell;
+
+use rhai::packages::{
+    BasicArrayPackage, BasicMapPackage, BasicMathPackage, CorePackage, LogicPackage,
+    MoreStringPackage, Package,
+};
+use rhai::{Dynamic, Engine, EvalAltResult, Position};
+
+/// Operations one hook call may take (`loop {}` stops after this).
+pub const MAX_OPERATIONS: u64 = 100_000;
+/// Nested function calls (unbounded recursion stops here). Debug builds have
+/// much larger stack frames, so they get fewer levels.
+#[cfg(not(debug_assertions))]
+pub const MAX_CALL_LEVELS: usize = 24;
+#[cfg(debug_assertions)]
+pub const MAX_CALL_LEVELS: usize = 12;
+/// Expression nesting at global level and inside functions.
+pub const MAX_EXPR_DEPTH: usize = 32;
+pub const MAX_FUNCTION_EXPR_DEPTH: usize = 16;
+/// Longest string a script may build, in bytes.
+pub const MAX_STRING_SIZE: usize = 64 * 1024;
+/// Most elements of an array, entries of a map.
+pub const MAX_ARRAY_SIZE: usize = 4096;
+pub const MAX_MAP_SIZE: usize = 1024;
+/// Variables in scope, functions per script.
+pub const MAX_VARIABLES: usize = 256;
+pub const MAX_FUNCTIONS: usize = 256;
+
+/// What `deny(reason)` raises: only the host can make one, so a script's own
+/// `throw` is an error, never a denial.
+#[derive(Debug, Clone)]
+pub struct Denial(pub String);
+
+thread_local! {
+    /// The script running on this thread, for `print`/`debug` lines.
+    static RUNNING: RefCell<String> = const { RefCell::new(String::new()) };
+}
+
+/// Marks `name` as the running script on this thread until dropped.
+pub(crate) struct Running;
+
+impl Running {
+    pub(crate) fn enter(name: &str) -> Running {
+        RUNNING.with(|r| {
+            let mut r = r.borrow_mut();
+            r.clear();
+            r.push_str(name);
+        });
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        RUNNING.with(|r| r.borrow_mut().clear());
+    }
+}
+
+fn running() -> String {
+    RUNNING.with(|r| r.borrow().clone())
+}
+
+/// A new sandboxed engine.
+pub fn sandboxed() -> Engine {
+    let mut engine = Engine::new_raw();
+    engine.register_global_module(CorePackage::new().as_shared_module());
+    engine.register_global_module(LogicPackage::new().as_shared_module());
+    engine.register_global_module(BasicMathPackage::new().as_shared_module());
+    engine.register_global_module(BasicArrayPackage::new().as_shared_module());
+    engine.register_global_module(BasicMapPackage::new().as_shared_module());
+    engine.register_global_module(MoreStringPackage::new().as_shared_module());
+
+    // No modules from anywhere; `eval` would compile code at run time.
+    engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    engine.set_max_modules(0);
+    engine.disable_symbol("eval");
+
+    engine.set_max_operations(MAX_OPERATIONS);
+    engine.set_max_call_levels(MAX_CALL_LEVELS);
+    engine.set_max_expr_depths(MAX_EXPR_DEPTH, MAX_FUNCTION_EXPR_DEPTH);
+    engine.set_max_string_size(MAX_STRING_SIZE);
+    engine.set_max_array_size(MAX_ARRAY_SIZE);
+    engine.set_max_map_size(MAX_MAP_SIZE);
+    engine.set_max_variables(MAX_VARIABLES);
+    engine.set_max_functions(MAX_FUNCTIONS);
+
+    engine.on_print(|text| tracing::info!(script = %running(), "{text}"));
+    engine.on_debug(|text, _source, pos| {
+        tracing::debug!(script = %running(), line = pos.line().unwrap_or(0), "{text}")
+    });
+
+    engine.register_fn(
+        "deny",
+        |reason: &str| -> Result<Dynamic, Box<EvalAltResult>> {
+            Err(Box::new(EvalAltResult::ErrorRuntime(
+                Dynamic::from(Denial(reason.to_string())),
+                Position::NONE,
+            )))
+        },
+    );
+    engine
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(src: &str) -> Result<Dynamic, Box<EvalAltResult>> {
+        sandboxed().eval::<Dynamic>(src)
+    }
+
+    #[test]
+    fn endless_loops_hit_the_operation_limit() {
+        let e = run("loop {}").unwrap_err();
+        assert!(
+            matches!(*e, EvalAltResult::ErrorTooManyOperations(_)),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn huge_strings_hit_the_size_limit() {
+        let e = run(r#"let s = "x"; loop { s += s; }"#).unwrap_err();
+        assert!(matches!(*e, EvalAltResult::ErrorDataTooLarge(..)), "{e}");
+    }
+
+    #[test]
+    fn endless_recursion_hits_the_call_limit() {
+        let e = run("fn f(x) { f(x + 1) } f(0)").unwrap_err();
+        let mut inner = &*e;
+        while let EvalAltResult::ErrorInFunctionCall(_, _, next, _) = inner {
+            inner = next;
+        }
+        assert!(matches!(inner, EvalAltResult::ErrorStackOverflow(_)), "{e}");
+    }
+
+    #[test]
+    fn no_import_no_eval() {
+        assert!(run(r#"import "x" as y; 1"#).is_err());
+        assert!(sandboxed().compile(r#"eval("1")"#).is_err());
+    }
+
+    #[test]
+    fn deny_raises_a_denial_and_throw_does_not() {
+        let e = run(r#"deny("no")"#).unwrap_err();
+        let EvalAltResult::ErrorRuntime(v, _) = *e else {
+            panic!("{e}")
+        };
+        assert_eq!(v.try_cast::<Denial>().unwrap().0, "no");
+        let e = run(r#"throw "no""#).unwrap_err();
+        let EvalAltResult::ErrorRuntime(v, _) = *e else {
+            panic!("{e}")
+        };
+        assert!(v.try_cast::<Denial>().is_none());
+    }
+}

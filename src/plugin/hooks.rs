@@ -1,0 +1,742 @@
+//! Compiled scripts, the `ctx` they see, and the typed `run_*` functions the
+//! protocol core calls.
+//!
+//! A script implements a hook by defining a one-parameter function of that
+//! name. Hooks run in order: the tenant's scripts as listed, then the
+//! client's. Claims hooks return maps merged in that order (later keys win);
+//! registered claims are never taken from a script. `scope_policy` hooks
+//! each see the decision the previous one left.
+
+use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Scope, AST};
+use serde_json::{Map, Value};
+
+use super::engine::{self, Denial, Running};
+use crate::config::{Config, ConfigError};
+use crate::tenant::{Client, Tenant, User};
+
+/// Claims a script can never set or remove.
+pub const REGISTERED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "nonce",
+    "auth_time",
+    "at_hash",
+    "c_hash",
+    "azp",
+    "scope",
+    "client_id",
+];
+
+/// Deepest nesting of arrays and maps a script may return.
+const MAX_VALUE_DEPTH: usize = 32;
+
+/// The hooks a script may implement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hook {
+    IdTokenClaims,
+    AccessTokenClaims,
+    UserinfoClaims,
+    ScopePolicy,
+}
+
+impl Hook {
+    pub const ALL: [Hook; 4] = [
+        Hook::IdTokenClaims,
+        Hook::AccessTokenClaims,
+        Hook::UserinfoClaims,
+        Hook::ScopePolicy,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Hook::IdTokenClaims => "id_token_claims",
+            Hook::AccessTokenClaims => "access_token_claims",
+            Hook::UserinfoClaims => "userinfo_claims",
+            Hook::ScopePolicy => "scope_policy",
+        }
+    }
+
+    fn bit(self) -> u8 {
+        1 << (self as u8)
+    }
+}
+
+/// Why a hook did not give an answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PluginError {
+    /// A policy called `deny(reason)`.
+    #[error("{script}: denied: {reason}")]
+    Denied { script: String, reason: String },
+    /// The script failed: an error it threw, a limit it hit, or a value of the wrong shape.
+    #[error("{script}{}: {hook}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
+    Failed {
+        script: String,
+        hook: &'static str,
+        line: Option<usize>,
+        message: String,
+    },
+}
+
+impl PluginError {
+    /// Log a failure with its script, line and message (denials are not errors).
+    pub fn log(&self) {
+        match self {
+            PluginError::Denied { script, reason } => {
+                tracing::info!(script = %script, reason = %reason, "scope policy denied the request")
+            }
+            PluginError::Failed {
+                script,
+                hook,
+                line,
+                message,
+            } => tracing::error!(
+                script = %script,
+                hook = %hook,
+                line = line.map(|l| l as u64),
+                error = %message,
+                "plugin script failed"
+            ),
+        }
+    }
+}
+
+/// One compiled script.
+pub struct Script {
+    /// The path as written in the configuration (`claims/groups.rhai`).
+    name: String,
+    ast: AST,
+    engine: Arc<Engine>,
+    hooks: u8,
+    /// Registered claims this script tried to set, already logged once.
+    warned: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("name", &self.name)
+            .field("hooks", &self.hooks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Script {
+    /// Compile `source`, named `name` in logs and errors. The error names the
+    /// line and column of a syntax error, or the hook defined wrongly.
+    pub fn compile(engine: Arc<Engine>, name: &str, source: &str) -> Result<Script, String> {
+        let mut ast = engine.compile(source).map_err(|e| {
+            let pos = e.position();
+            match (pos.line(), pos.position()) {
+                (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.err_type()),
+                (Some(l), None) => format!("line {l}: {}", e.err_type()),
+                _ => e.err_type().to_string(),
+            }
+        })?;
+        ast.set_source(name);
+        // Only functions are ever called; top-level statements would never run.
+        ast.clear_statements();
+        let mut hooks = 0u8;
+        let mut wrong = Vec::new();
+        for hook in Hook::ALL {
+            let arities: Vec<usize> = ast
+                .iter_functions()
+                .filter(|f| f.name == hook.name())
+                .map(|f| f.params.len())
+                .collect();
+            if arities.contains(&1) {
+                hooks |= hook.bit();
+            } else if let Some(n) = arities.first() {
+                wrong.push(format!(
+                    "fn {}: a hook takes exactly one parameter (ctx), this one takes {n}",
+                    hook.name()
+                ));
+            }
+        }
+        if !wrong.is_empty() {
+            return Err(wrong.join("; "));
+        }
+        if hooks == 0 {
+            return Err(format!(
+                "defines no hook: expected one of {}",
+                Hook::ALL
+                    .iter()
+                    .map(|h| format!("fn {}(ctx)", h.name()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        Ok(Script {
+            name: name.to_string(),
+            ast,
+            engine,
+            hooks,
+            warned: Mutex::new(HashSet::new()),
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn has(&self, hook: Hook) -> bool {
+        self.hooks & hook.bit() != 0
+    }
+
+    /// Call `hook` with `ctx`. Never panics: a panic inside the engine is a failure.
+    fn call(&self, hook: Hook, ctx: Dynamic) -> Result<Dynamic, PluginError> {
+        let _running = Running::enter(&self.name);
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut scope = Scope::new();
+            let options = CallFnOptions::new().eval_ast(false).rewind_scope(false);
+            self.engine.call_fn_with_options::<Dynamic>(
+                options,
+                &mut scope,
+                &self.ast,
+                hook.name(),
+                (ctx,),
+            )
+        }));
+        match result {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(self.failure(hook, *e)),
+            Err(_) => Err(self.failed(hook, None, "the script engine panicked".into())),
+        }
+    }
+
+    fn failure(&self, hook: Hook, e: EvalAltResult) -> PluginError {
+        // The innermost error is where the script went wrong.
+        let outer_line = e.position().line();
+        let mut inner = e;
+        while let EvalAltResult::ErrorInFunctionCall(_, _, next, _)
+        | EvalAltResult::ErrorInModule(_, next, _) = inner
+        {
+            inner = *next;
+        }
+        if let EvalAltResult::ErrorRuntime(v, _) = &inner {
+            if let Some(d) = v.clone().try_cast::<Denial>() {
+                return PluginError::Denied {
+                    script: self.name.clone(),
+                    reason: d.0,
+                };
+            }
+        }
+        let line = inner.take_position().line().or(outer_line);
+        self.failed(hook, line, inner.to_string())
+    }
+
+    fn failed(&self, hook: Hook, line: Option<usize>, message: String) -> PluginError {
+        PluginError::Failed {
+            script: self.name.clone(),
+            hook: hook.name(),
+            line,
+            message,
+        }
+    }
+
+    /// Log once per script and claim that a registered claim was ignored.
+    fn warn_registered(&self, hook: Hook, claim: &str) {
+        let first = self
+            .warned
+            .lock()
+            .map(|mut w| w.insert(claim.to_string()))
+            .unwrap_or(false);
+        if first {
+            tracing::warn!(
+                script = %self.name,
+                hook = hook.name(),
+                claim,
+                "a script may not set a registered claim; ignored"
+            );
+        }
+    }
+}
+
+/// Every script of one configuration generation, compiled once, sharing one engine.
+#[derive(Debug, Default)]
+pub struct Scripts {
+    by_path: HashMap<PathBuf, Arc<Script>>,
+}
+
+impl Scripts {
+    /// Compile every script the configuration names (tenants' and clients'
+    /// `plugins`), each file once. Every error names the YAML path that
+    /// names the script, the file, and the line and column.
+    pub fn compile(config: &Config) -> Result<Scripts, Vec<ConfigError>> {
+        let engine = Arc::new(engine::sandboxed());
+        let mut by_path = HashMap::new();
+        let mut failed: HashSet<PathBuf> = HashSet::new();
+        let mut errors = Vec::new();
+        let mut add = |yaml_path: String, p: &Path| {
+            if by_path.contains_key(p) || failed.contains(p) {
+                return;
+            }
+            let file = config.plugin_path(p);
+            let name = p.display().to_string();
+            let compiled = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))
+                .and_then(|text| {
+                    Script::compile(engine.clone(), &name, &text)
+                        .map_err(|e| format!("{}: {e}", file.display()))
+                });
+            match compiled {
+                Ok(s) => {
+                    by_path.insert(p.to_path_buf(), Arc::new(s));
+                }
+                Err(message) => {
+                    failed.insert(p.to_path_buf());
+                    errors.push(ConfigError::new(yaml_path, message));
+                }
+            }
+        };
+        for (ti, t) in config.tenants.iter().enumerate() {
+            for (pi, p) in t.plugins.iter().enumerate() {
+                add(format!("tenants[{ti}].plugins[{pi}]"), p);
+            }
+            for (ci, c) in t.clients.iter().enumerate() {
+                for (pi, p) in c.plugins.iter().enumerate() {
+                    add(format!("tenants[{ti}].clients[{ci}].plugins[{pi}]"), p);
+                }
+            }
+        }
+        if errors.is_empty() {
+            Ok(Scripts { by_path })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The compiled scripts for `paths`, in order.
+    pub fn resolve(&self, paths: &[PathBuf]) -> Vec<Arc<Script>> {
+        paths
+            .iter()
+            .filter_map(|p| self.by_path.get(p).cloned())
+            .collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_path.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_path.is_empty()
+    }
+}
+
+/// A piece of `ctx` (`ctx.tenant`, `ctx.client`, `ctx.user`) converted once
+/// per configuration generation, so a hook call only clones it.
+#[derive(Clone, Default)]
+pub struct CtxPart(Dynamic);
+
+impl std::fmt::Debug for CtxPart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CtxPart")
+    }
+}
+
+impl CtxPart {
+    /// `ctx.tenant`: `#{ id, issuer }`.
+    pub fn tenant(id: &str, issuer: &str) -> CtxPart {
+        let mut m = rhai::Map::new();
+        m.insert("id".into(), str_dyn(id));
+        m.insert("issuer".into(), str_dyn(issuer));
+        CtxPart(Dynamic::from_map(m))
+    }
+
+    /// `ctx.client`: `#{ id, name, metadata }`.
+    pub fn client(id: &str, name: &str, metadata: &Map<String, Value>) -> CtxPart {
+        let mut m = rhai::Map::new();
+        m.insert("id".into(), str_dyn(id));
+        m.insert("name".into(), str_dyn(name));
+        m.insert("metadata".into(), object_to_dynamic(metadata));
+        CtxPart(Dynamic::from_map(m))
+    }
+
+    /// `ctx.user`: `#{ sub, username, claims }`.
+    pub fn user(sub: &str, username: &str, claims: &Map<String, Value>) -> CtxPart {
+        let mut m = rhai::Map::new();
+        m.insert("sub".into(), str_dyn(sub));
+        m.insert("username".into(), str_dyn(username));
+        m.insert("claims".into(), object_to_dynamic(claims));
+        CtxPart(Dynamic::from_map(m))
+    }
+
+    /// The converted value, or `build()` when none was made ahead.
+    fn get(&self, build: impl FnOnce() -> CtxPart) -> Dynamic {
+        if self.0.is_unit() {
+            build().0
+        } else {
+            self.0.clone()
+        }
+    }
+}
+
+/// What a hook is told about the request: becomes `ctx`.
+pub struct HookContext<'a> {
+    pub tenant: &'a Tenant,
+    pub client: &'a Client,
+    /// Absent for `client_credentials`.
+    pub user: Option<&'a User>,
+    /// The scopes asked for.
+    pub requested: &'a [String],
+    /// The scopes granted so far.
+    pub granted: &'a [String],
+    /// The grant being served; absent at userinfo and introspection.
+    pub grant_type: Option<&'a str>,
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+    pub now: i64,
+}
+
+impl HookContext<'_> {
+    /// The scripts that run for this request, in order: the tenant's, then the client's.
+    fn scripts(&self, hook: Hook) -> impl Iterator<Item = &Arc<Script>> {
+        self.tenant
+            .plugins
+            .iter()
+            .chain(self.client.plugins.iter())
+            .filter(move |s| s.has(hook))
+    }
+
+    /// Whether any script of this request implements `hook`.
+    pub fn wants(&self, hook: Hook) -> bool {
+        self.scripts(hook).next().is_some()
+    }
+
+    /// `ctx` as the script sees it.
+    fn to_map(&self) -> rhai::Map {
+        let mut ctx = rhai::Map::new();
+        let (t, c) = (self.tenant, self.client);
+        let tenant = t.plugin_ctx.get(|| CtxPart::tenant(&t.id, &t.issuer));
+        ctx.insert("tenant".into(), tenant);
+        let client = c
+            .plugin_ctx
+            .get(|| CtxPart::client(&c.id, &c.name, &c.metadata));
+        ctx.insert("client".into(), client);
+        if let Some(u) = self.user {
+            let user = u
+                .plugin_ctx
+                .get(|| CtxPart::user(&u.sub, &u.username, &u.claims));
+            ctx.insert("user".into(), user);
+        }
+        ctx.insert("scopes".into(), strings_dyn(self.requested));
+        ctx.insert("granted".into(), strings_dyn(self.granted));
+        if let Some(g) = self.grant_type {
+            ctx.insert("grant_type".into(), str_dyn(g));
+        }
+        let mut request = rhai::Map::new();
+        if let Some(ip) = self.ip {
+            request.insert("ip".into(), Dynamic::from(ip.to_string()));
+        }
+        if let Some(ua) = self.user_agent {
+            request.insert("user_agent".into(), str_dyn(ua));
+        }
+        ctx.insert("request".into(), Dynamic::from_map(request));
+        ctx.insert("now".into(), Dynamic::from_int(self.now));
+        ctx
+    }
+}
+
+/// Claims from scripts: set these, drop those (a script returned `()` for them).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Claims {
+    pub set: Map<String, Value>,
+    pub unset: Vec<String>,
+}
+
+impl Claims {
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty() && self.unset.is_empty()
+    }
+
+    /// Merge into `claims`, leaving `protected` names alone (registered claims
+    /// are never in a `Claims` to begin with).
+    pub fn apply(self, claims: &mut Map<String, Value>, protected: &[&str]) {
+        for name in self.unset {
+            if !protected.contains(&name.as_str()) {
+                claims.remove(&name);
+            }
+        }
+        for (name, v) in self.set {
+            if !protected.contains(&name.as_str()) {
+                claims.insert(name, v);
+            }
+        }
+    }
+}
+
+/// Run a claims hook (`id_token_claims`, `access_token_claims`,
+/// `userinfo_claims`) of every script of the request, merging the maps.
+pub fn run_claims(hook: Hook, ctx: &HookContext) -> Result<Claims, PluginError> {
+    let mut out = Claims::default();
+    if !ctx.wants(hook) {
+        return Ok(out);
+    }
+    let mut input = Dynamic::from_map(ctx.to_map());
+    let mut scripts = ctx.scripts(hook).peekable();
+    while let Some(script) = scripts.next() {
+        // The last script gets `ctx` itself, the others a copy.
+        let arg = if scripts.peek().is_some() {
+            input.clone()
+        } else {
+            std::mem::take(&mut input)
+        };
+        let result = script.call(hook, arg)?;
+        if result.is_unit() {
+            continue;
+        }
+        let map = result.as_map_ref().map_err(|t| {
+            script.failed(
+                hook,
+                None,
+                format!("must return a map of claims (or ()), not {t}"),
+            )
+        })?;
+        for (name, v) in map.iter() {
+            let name = name.as_str();
+            if REGISTERED_CLAIMS.contains(&name) {
+                script.warn_registered(hook, name);
+                continue;
+            }
+            let v = to_json(v, 0)
+                .map_err(|m| script.failed(hook, None, format!("claim `{name}`: {m}")))?;
+            match v {
+                Some(v) => {
+                    out.unset.retain(|n| n != name);
+                    out.set.insert(name.to_string(), v);
+                }
+                None => {
+                    out.set.remove(name);
+                    if !out.unset.iter().any(|n| n == name) {
+                        out.unset.push(name.to_string());
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A scope decision as policies pass it along.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    pub granted: Vec<String>,
+    pub refresh_token: bool,
+}
+
+/// Run `scope_policy` of every script of the request. Each starts from the
+/// decision the previous one left (`ctx.granted`, `ctx.refresh_token`); the
+/// scopes a policy returns are kept only where `allowed` says so.
+pub fn run_scope_policy(
+    ctx: &HookContext,
+    mut decision: Policy,
+    allowed: impl Fn(&str) -> bool,
+) -> Result<Policy, PluginError> {
+    let hook = Hook::ScopePolicy;
+    if !ctx.wants(hook) {
+        return Ok(decision);
+    }
+    let mut input = ctx.to_map();
+    for script in ctx.scripts(hook) {
+        input.insert("granted".into(), strings_dyn(&decision.granted));
+        input.insert(
+            "refresh_token".into(),
+            Dynamic::from_bool(decision.refresh_token),
+        );
+        let result = script.call(hook, Dynamic::from_map(input.clone()))?;
+        if result.is_unit() {
+            continue;
+        }
+        let shape =
+            "must return #{ scopes: [...], refresh_token: bool } (either key optional) or ()";
+        let map = result
+            .as_map_ref()
+            .map_err(|t| script.failed(hook, None, format!("{shape}, not {t}")))?;
+        for (key, v) in map.iter() {
+            match key.as_str() {
+                "scopes" => {
+                    let scopes = v.as_array_ref().map_err(|t| {
+                        script.failed(hook, None, format!("scopes must be an array, not {t}"))
+                    })?;
+                    let mut granted: Vec<String> = Vec::with_capacity(scopes.len());
+                    for s in scopes.iter() {
+                        let s = s.as_immutable_string_ref().map_err(|t| {
+                            script.failed(hook, None, format!("scopes must hold strings, not {t}"))
+                        })?;
+                        if allowed(s.as_str()) && !granted.iter().any(|g| g == s.as_str()) {
+                            granted.push(s.to_string());
+                        }
+                    }
+                    decision.granted = granted;
+                }
+                "refresh_token" => {
+                    decision.refresh_token = v.as_bool().map_err(|t| {
+                        script.failed(hook, None, format!("refresh_token must be a bool, not {t}"))
+                    })?;
+                }
+                other => {
+                    return Err(script.failed(
+                        hook,
+                        None,
+                        format!("unknown key `{other}`: {shape}"),
+                    ))
+                }
+            }
+        }
+    }
+    Ok(decision)
+}
+
+fn str_dyn(s: &str) -> Dynamic {
+    Dynamic::from(ImmutableString::from(s))
+}
+
+fn strings_dyn(v: &[String]) -> Dynamic {
+    Dynamic::from_array(v.iter().map(|s| str_dyn(s)).collect())
+}
+
+fn object_to_dynamic(m: &Map<String, Value>) -> Dynamic {
+    Dynamic::from_map(
+        m.iter()
+            .map(|(k, v)| (k.as_str().into(), json_to_dynamic(v)))
+            .collect(),
+    )
+}
+
+/// JSON → Rhai: null is `()`, integers stay integers, other numbers are floats.
+pub fn json_to_dynamic(v: &Value) -> Dynamic {
+    match v {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            None => Dynamic::from_float(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => str_dyn(s),
+        Value::Array(a) => Dynamic::from_array(a.iter().map(json_to_dynamic).collect()),
+        Value::Object(m) => object_to_dynamic(m),
+    }
+}
+
+/// Rhai → JSON. `()` is `None` (an absent claim; `null` inside an array),
+/// strings, characters, integers, finite floats, bools, arrays and maps
+/// convert; anything else is an error.
+pub fn to_json(v: &Dynamic, depth: usize) -> Result<Option<Value>, String> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(format!("nested deeper than {MAX_VALUE_DEPTH} levels"));
+    }
+    if v.is_unit() {
+        return Ok(None);
+    }
+    if let Ok(b) = v.as_bool() {
+        return Ok(Some(Value::Bool(b)));
+    }
+    if let Ok(i) = v.as_int() {
+        return Ok(Some(Value::from(i)));
+    }
+    if let Ok(f) = v.as_float() {
+        return serde_json::Number::from_f64(f)
+            .map(|n| Some(Value::Number(n)))
+            .ok_or_else(|| format!("{f} is not a JSON number"));
+    }
+    if let Ok(c) = v.as_char() {
+        return Ok(Some(Value::String(c.to_string())));
+    }
+    if let Ok(s) = v.as_immutable_string_ref() {
+        return Ok(Some(Value::String(s.to_string())));
+    }
+    if let Ok(a) = v.as_array_ref() {
+        let mut out = Vec::with_capacity(a.len());
+        for item in a.iter() {
+            out.push(to_json(item, depth + 1)?.unwrap_or(Value::Null));
+        }
+        return Ok(Some(Value::Array(out)));
+    }
+    if let Ok(m) = v.as_map_ref() {
+        let mut out = Map::new();
+        for (k, item) in m.iter() {
+            if let Some(item) = to_json(item, depth + 1)? {
+                out.insert(k.to_string(), item);
+            }
+        }
+        return Ok(Some(Value::Object(out)));
+    }
+    Err(format!("a {} cannot become JSON", v.type_name()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn script(src: &str) -> Result<Script, String> {
+        Script::compile(Arc::new(engine::sandboxed()), "t.rhai", src)
+    }
+
+    #[test]
+    fn syntax_errors_name_line_and_column() {
+        let e = script("fn id_token_claims(ctx) {\n  let x = ;\n}").unwrap_err();
+        assert!(e.starts_with("line 2, column "), "{e}");
+    }
+
+    #[test]
+    fn hooks_need_one_parameter_and_a_script_needs_a_hook() {
+        let e = script("fn scope_policy() { () }").unwrap_err();
+        assert!(e.contains("exactly one parameter"), "{e}");
+        let e = script("fn helper(x) { x }").unwrap_err();
+        assert!(e.contains("defines no hook"), "{e}");
+        let s = script("fn userinfo_claims(ctx) { #{} }").unwrap();
+        assert!(s.has(Hook::UserinfoClaims));
+        assert!(!s.has(Hook::ScopePolicy));
+    }
+
+    #[test]
+    fn values_convert_faithfully_both_ways() {
+        let v = json!({"s": "x", "i": -3, "f": 1.5, "b": true, "a": [1, "two", null], "m": {"k": [true]}});
+        let d = json_to_dynamic(&v);
+        let back = to_json(&d, 0).unwrap().unwrap();
+        // null inside a map is an absent key; inside an array it stays null
+        assert_eq!(back, v);
+        let nested = json_to_dynamic(&json!({"n": null}));
+        assert_eq!(to_json(&nested, 0).unwrap().unwrap(), json!({}));
+        assert!(to_json(&Dynamic::from_float(f64::NAN), 0).is_err());
+    }
+
+    #[test]
+    fn failures_carry_line_and_denials_are_recognised() {
+        let s = script("fn scope_policy(ctx) {\n  throw \"boom\";\n}").unwrap();
+        match s.call(Hook::ScopePolicy, Dynamic::UNIT).unwrap_err() {
+            PluginError::Failed { line, message, .. } => {
+                assert_eq!(line, Some(2));
+                assert!(message.contains("boom"), "{message}");
+            }
+            e => panic!("{e:?}"),
+        }
+        let s =
+            script("fn helper() { deny(\"nope\") }\nfn scope_policy(ctx) { helper() }").unwrap();
+        assert_eq!(
+            s.call(Hook::ScopePolicy, Dynamic::UNIT).unwrap_err(),
+            PluginError::Denied {
+                script: "t.rhai".into(),
+                reason: "nope".into()
+            }
+        );
+    }
+
+    #[test]
+    fn top_level_code_never_runs() {
+        let s =
+            script("print(\"loaded\"); loop {}\nfn userinfo_claims(ctx) { #{ a: 1 } }").unwrap();
+        let v = s.call(Hook::UserinfoClaims, Dynamic::UNIT).unwrap();
+        assert_eq!(to_json(&v, 0).unwrap().unwrap(), json!({"a": 1}));
+    }
+}

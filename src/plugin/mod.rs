@@ -1,0 +1,14 @@
+//! Rhai plugins: drop-in claim scripts and scope policies.
+//!
+//! `engine` builds the sandboxed engine (one per configuration generation);
+//! `hooks` compiles scripts, builds the `ctx` they see and offers the typed
+//! `run_*` functions the protocol core calls. Nothing outside this module
+//! names a rhai type.
+
+pub mod engine;
+pub mod hooks;
+
+pub use hooks::{
+    run_claims, run_scope_policy, Claims, CtxPart, Hook, HookContext, PluginError, Policy, Script,
+    Scripts, REGISTERED_CLAIMS,
+};
