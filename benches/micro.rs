@@ -59,9 +59,11 @@ tenants:
 "#;
     let cfg = sesame::config::load_str(yaml, std::path::Path::new("."), &|_| None).unwrap();
     let key = SigningKey::generate(Alg::RS256).unwrap();
+    let scripts = sesame::plugin::Scripts::compile(&cfg).unwrap();
     Arc::new(Tenant::new(
         &cfg.tenants[0],
         sesame::jose::Keyset::new(vec![key]).unwrap(),
+        &scripts,
     ))
 }
 

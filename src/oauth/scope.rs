@@ -165,7 +165,7 @@ pub fn decide(
     let allowed = |s: &str| {
         client.allows_scope(s)
             && ctx.tenant.scopes.contains_key(s)
-            && !ceiling.is_some_and(|c| !c.contains(s))
+            && ceiling.is_none_or(|c| c.contains(s))
     };
     let start = Policy {
         granted: default.granted.as_vec().to_vec(),
