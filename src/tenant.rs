@@ -154,6 +154,8 @@ pub struct Tenant {
     pub jwks: Bytes,
     /// Client secrets already verified against their hashes in this generation.
     pub secret_cache: SecretCache,
+    /// Brute-force protection limits.
+    pub throttle: crate::config::ThrottleConfig,
 }
 
 impl Tenant {
@@ -215,6 +217,7 @@ impl Tenant {
             discovery: Bytes::new(),
             jwks,
             secret_cache: SecretCache::default(),
+            throttle: cfg.throttle,
         };
         tenant.discovery = Bytes::from(crate::oauth::discovery::document(&tenant).to_string());
         tenant
