@@ -839,9 +839,9 @@ mod tests {
 
     #[test]
     fn lifetimes_are_at_most_100_years() {
-        // 10^12 years would overflow `now + lifetime` in unix seconds.
+        // 4·10^11 years (more seconds than an i64 holds) would overflow `now + lifetime` in unix seconds.
         only_error(
-            &tenant("lifetimes: { refresh_token: 1000000000000y }"),
+            &tenant("lifetimes: { refresh_token: 400000000000y }"),
             "tenants[0].lifetimes.refresh_token",
             "at most 100 years",
         );
