@@ -30,8 +30,15 @@ pub use crate::oauth::Params;
 pub use reply::Reply;
 pub use request::Request;
 
-/// Largest request body accepted (form endpoints).
+/// Largest request body accepted (form endpoints): 413 above.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Largest total of request header names and values (plus 4 bytes of framing
+/// each) accepted: 431 above. hyper itself stops reading headers at ~400 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Longest request target (path and query) accepted: 414 above.
+pub const MAX_TARGET_BYTES: usize = 16 * 1024;
+/// Time a client has to send the whole body once its headers arrived: 408 after.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Shared state of a running server.
 pub struct App {
@@ -169,6 +176,9 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
+    if let Err(e) = check_sizes(&headers, path, &query) {
+        return reply::error(&e);
+    }
     match path {
         "/healthz" => return json_status(200, "ok"),
         "/readyz" => {
@@ -201,9 +211,15 @@ where
     let tenant = route.tenant.clone();
     let rest = route.rest.to_string();
 
-    let body = match read_body(&headers, body).await {
-        Ok(b) => b,
-        Err(e) => return reply::error(&e),
+    let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(&headers, body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return reply::error(&e),
+        Err(_) => {
+            return reply::error(&OAuthError::new(
+                ErrorCode::RequestTimeout,
+                "the request body did not arrive in time",
+            ))
+        }
     };
     let req = Request {
         method,
@@ -220,6 +236,27 @@ fn json_status(code: u16, status: &str) -> Reply {
     let mut r = reply::json(code, &serde_json::json!({ "status": status }));
     reply::no_store(&mut r);
     r
+}
+
+/// Refuse oversized headers (431) and request targets (414) before any work.
+fn check_sizes(headers: &HeaderMap, path: &str, query: &str) -> Result<(), OAuthError> {
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(OAuthError::new(
+            ErrorCode::HeadersTooLarge,
+            "the request headers are too large",
+        ));
+    }
+    if path.len() + query.len() + 1 > MAX_TARGET_BYTES {
+        return Err(OAuthError::new(
+            ErrorCode::UriTooLong,
+            "the request URI is too long",
+        ));
+    }
+    Ok(())
 }
 
 /// Read the body, refusing more than [`MAX_BODY`] bytes whatever the framing.
