@@ -94,21 +94,57 @@ impl Metrics {
     }
 }
 
+/// Time a client has to send a request's headers (slowloris): the
+/// connection is closed after it.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// hyper's read buffer per connection, the hard cap on a request head
+/// (hyper answers 431 itself above it; [`MAX_HEADER_BYTES`] is ours, with JSON).
+pub const MAX_READ_BUFFER: usize = 64 * 1024;
+
+/// The peer address of a connection, put in each request's extensions.
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
 /// Serve `app` on `listener` until `shutdown` resolves, then drain in-flight requests.
+///
+/// hyper is driven directly (warp 0.3's `serve_incoming` neither reports the
+/// peer address nor exposes hyper's limits): the peer address goes into
+/// each request's extensions, request heads must arrive within
+/// [`HEADER_TIMEOUT`] and fit in [`MAX_READ_BUFFER`].
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
+    use hyper::service::{make_service_fn, service_fn};
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
         if let Ok(stream) = &conn {
             let _ = stream.set_nodelay(true);
         }
         conn
     });
-    warp::serve(routes(app))
-        .serve_incoming_with_graceful_shutdown(incoming, shutdown)
-        .await;
+    let filter = routes(app);
+    let make = make_service_fn(move |conn: &tokio::net::TcpStream| {
+        let peer = conn.peer_addr().ok();
+        let svc = warp::service(filter.clone());
+        async move {
+            Ok::<_, Infallible>(service_fn(move |mut req: hyper::Request<hyper::Body>| {
+                if let Some(addr) = peer {
+                    req.extensions_mut().insert(Peer(addr));
+                }
+                let mut svc = svc.clone();
+                hyper::service::Service::call(&mut svc, req)
+            }))
+        }
+    });
+    let server = hyper::Server::builder(hyper::server::accept::from_stream(incoming))
+        .http1_header_read_timeout(HEADER_TIMEOUT)
+        .http1_max_buf_size(MAX_READ_BUFFER)
+        .serve(make)
+        .with_graceful_shutdown(shutdown);
+    if let Err(e) = server.await {
+        tracing::error!(error = %e, "server error");
+    }
 }
 
 /// The whole HTTP surface as one filter.
@@ -121,7 +157,7 @@ pub fn routes(
         .and(warp::path::full())
         .and(query)
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(warp::ext::optional::<Peer>().map(|p: Option<Peer>| p.map(|p| p.0)))
         .and(warp::body::stream())
         .then(
             move |method: Method,
