@@ -98,6 +98,9 @@ fn check(path: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    for w in config::warnings(&config) {
+        eprintln!("warning: {w}");
+    }
     let clients: usize = config.tenants.iter().map(|t| t.clients.len()).sum();
     let users: usize = config.tenants.iter().map(|t| t.users.len()).sum();
     println!(

@@ -165,6 +165,8 @@ pub struct Tenant {
     pub plugins: Vec<Arc<Script>>,
     /// `ctx.tenant` for scripts, converted once.
     pub plugin_ctx: CtxPart,
+    /// Brute-force protection limits.
+    pub throttle: crate::config::ThrottleConfig,
 }
 
 impl Tenant {
@@ -243,6 +245,7 @@ impl Tenant {
             secret_cache: SecretCache::default(),
             plugins: scripts.resolve(&cfg.plugins),
             plugin_ctx: CtxPart::tenant(&cfg.id, cfg.issuer.trim_end_matches('/')),
+            throttle: cfg.throttle,
         };
         tenant.discovery = Bytes::from(crate::oauth::discovery::document(&tenant).to_string());
         tenant

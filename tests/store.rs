@@ -958,3 +958,168 @@ async fn database_down_is_unavailable() {
         assert!(matches!(store.migrate(), Err(StoreError::Unavailable(_))));
     }
 }
+
+fn tk(s: &str, max_failures: u32) -> ThrottleKey {
+    ThrottleKey {
+        key: h(s),
+        max_failures,
+    }
+}
+
+const WINDOW: ThrottleWindow = ThrottleWindow {
+    window: 60,
+    lockout: 30,
+};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttle_locks_after_max_failures_and_expires() {
+    for (tdb, store) in stores() {
+        let k = || vec![tk("a\0user\0alice", 3)];
+        assert_eq!(
+            store
+                .find_lockout(A, vec![h("a\0user\0alice")], NOW)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store.record_failure(A, k(), WINDOW, NOW).await.unwrap(),
+            None,
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store.record_failure(A, k(), WINDOW, NOW + 1).await.unwrap(),
+            None
+        );
+        assert_eq!(
+            store.record_failure(A, k(), WINDOW, NOW + 2).await.unwrap(),
+            Some(NOW + 32),
+            "{tdb:?}: the third failure locks"
+        );
+        let find = |now| store.find_lockout(A, vec![h("x"), h("a\0user\0alice")], now);
+        assert_eq!(find(NOW + 3).await.unwrap(), Some(NOW + 32));
+        // Another tenant's key of the same hash is not locked.
+        assert_eq!(
+            store
+                .find_lockout(B, vec![h("a\0user\0alice")], NOW + 3)
+                .await
+                .unwrap(),
+            None
+        );
+        // A success does not lift a lockout.
+        store
+            .clear_failures(A, h("a\0user\0alice"), NOW + 3)
+            .await
+            .unwrap();
+        assert_eq!(find(NOW + 3).await.unwrap(), Some(NOW + 32));
+        // The lockout ends; the count started over.
+        assert_eq!(find(NOW + 32).await.unwrap(), None, "{tdb:?}");
+        assert_eq!(
+            store
+                .record_failure(A, k(), WINDOW, NOW + 33)
+                .await
+                .unwrap(),
+            None
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn throttle_window_passes_and_success_clears() {
+    for (tdb, store) in stores() {
+        let k = || vec![tk("k", 3)];
+        store.record_failure(A, k(), WINDOW, NOW).await.unwrap();
+        store.record_failure(A, k(), WINDOW, NOW).await.unwrap();
+        // 60 s later the window has passed: this failure is the first of a new one.
+        assert_eq!(
+            store
+                .record_failure(A, k(), WINDOW, NOW + 60)
+                .await
+                .unwrap(),
+            None,
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store
+                .record_failure(A, k(), WINDOW, NOW + 61)
+                .await
+                .unwrap(),
+            None,
+            "{tdb:?}"
+        );
+        // A success forgets them.
+        store.clear_failures(A, h("k"), NOW + 61).await.unwrap();
+        assert_eq!(
+            store
+                .record_failure(A, k(), WINDOW, NOW + 62)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            store
+                .record_failure(A, k(), WINDOW, NOW + 62)
+                .await
+                .unwrap(),
+            None
+        );
+        assert!(store
+            .record_failure(A, k(), WINDOW, NOW + 62)
+            .await
+            .unwrap()
+            .is_some());
+        // Several keys at once: the one that reaches its limit locks the call.
+        let both = vec![tk("ip", 100), tk("user2", 1)];
+        assert_eq!(
+            store.record_failure(A, both, WINDOW, NOW).await.unwrap(),
+            Some(NOW + 30),
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store.find_lockout(A, vec![h("ip")], NOW).await.unwrap(),
+            None
+        );
+        // Purge removes rows whose window and lockout are over.
+        assert!(
+            store.purge_expired(NOW + 1000, 10).await.unwrap() >= 3,
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store.find_lockout(A, vec![h("user2")], NOW).await.unwrap(),
+            None
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_failures_are_all_counted() {
+    for (tdb, store) in stores() {
+        let store = Arc::new(store);
+        let tasks: Vec<_> = (0..24)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .record_failure(A, vec![tk("hot", 25)], WINDOW, NOW)
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), None, "{tdb:?}");
+        }
+        assert_eq!(
+            store.find_lockout(A, vec![h("hot")], NOW).await.unwrap(),
+            None
+        );
+        // 24 counted: the 25th locks.
+        assert_eq!(
+            store
+                .record_failure(A, vec![tk("hot", 25)], WINDOW, NOW)
+                .await
+                .unwrap(),
+            Some(NOW + 30),
+            "{tdb:?}: a concurrent failure was lost"
+        );
+    }
+}

@@ -20,7 +20,7 @@ mod load;
 mod validate;
 
 pub use load::{load, load_str};
-pub use validate::validate;
+pub use validate::{validate, warnings};
 
 /// One configuration problem, named by its YAML path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,6 +195,65 @@ pub struct TenantConfig {
     pub plugins: Vec<PathBuf>,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// Brute-force protection for sign-ins and client authentication.
+    #[serde(default)]
+    pub throttle: ThrottleConfig,
+}
+
+/// Brute-force protection: failures counted in the database (so every node
+/// sees them) per key within `window`; a key that reaches its limit is
+/// locked for `lockout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThrottleConfig {
+    /// Failed sign-ins per (tenant, username) before a lockout.
+    #[serde(default = "default_max_failures")]
+    pub max_failures: u32,
+    /// Failed client authentications per (tenant, client_id) before a lockout.
+    #[serde(default = "default_client_max_failures")]
+    pub client_max_failures: u32,
+    /// Failed sign-ins (and, counted apart, failed client authentications)
+    /// per client IP address (IPv6: per /64) before a lockout.
+    #[serde(default = "default_ip_max_failures")]
+    pub ip_max_failures: u32,
+    /// Failures older than this are forgotten.
+    #[serde(default = "default_throttle_window", with = "duration")]
+    pub window: Duration,
+    /// How long a key stays locked once it reached its limit.
+    #[serde(default = "default_lockout", with = "duration")]
+    pub lockout: Duration,
+}
+
+impl Default for ThrottleConfig {
+    fn default() -> Self {
+        ThrottleConfig {
+            max_failures: default_max_failures(),
+            client_max_failures: default_client_max_failures(),
+            ip_max_failures: default_ip_max_failures(),
+            window: default_throttle_window(),
+            lockout: default_lockout(),
+        }
+    }
+}
+
+fn default_max_failures() -> u32 {
+    5
+}
+
+fn default_client_max_failures() -> u32 {
+    20
+}
+
+fn default_ip_max_failures() -> u32 {
+    20
+}
+
+fn default_throttle_window() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+
+fn default_lockout() -> Duration {
+    Duration::from_secs(15 * 60)
 }
 
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::{
     AuthMethod, ClientConfig, Config, ConfigError, DatabaseConfig, GrantType, LifetimesConfig,
-    ServerConfig, TenantConfig, UserConfig, BUILTIN_SCOPES,
+    ServerConfig, TenantConfig, ThrottleConfig, UserConfig, BUILTIN_SCOPES,
 };
 use crate::jose::SigningKey;
 
@@ -33,6 +33,35 @@ pub const REGISTERED_CLAIMS: &[&str] = &[
     "scope",
     "client_id",
 ];
+
+/// Longest lifetime or throttle duration accepted (100 years): longer ones
+/// would overflow expiry arithmetic on unix seconds.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
+
+/// Things that are valid but unwise, for `sesame check` to mention (it
+/// still exits 0): a plain-text client `secret` in a tenant with an https
+/// issuer (a production one) should be a `secret_hash`.
+pub fn warnings(config: &Config) -> Vec<ConfigError> {
+    let mut out = Vec::new();
+    for (ti, t) in config.tenants.iter().enumerate() {
+        if !t.issuer.trim().to_ascii_lowercase().starts_with("https://") {
+            continue;
+        }
+        for (ci, cl) in t.clients.iter().enumerate() {
+            if cl.secret.is_some() {
+                out.push(ConfigError::new(
+                    format!("tenants[{ti}].clients[{ci}].secret"),
+                    format!(
+                        "client {:?} has a plain-text secret in a tenant with an https issuer; \
+                         store its argon2 hash instead (secret_hash, from `sesame hash`)",
+                        cl.id
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}
 
 /// Check every rule on `config` (whose `base_dir` is set: key files and
 /// plugin scripts are looked up on disk) and return every problem found.
@@ -176,6 +205,7 @@ fn tenant<'a>(
         }
     }
     lifetimes(c, &format!("{tp}.lifetimes"), &t.lifetimes);
+    throttle(c, &format!("{tp}.throttle"), &t.throttle);
     // scopes
     for name in t.scopes.keys() {
         if !is_scope_token(name) {
@@ -275,6 +305,39 @@ fn lifetimes(c: &mut Checker, path: &str, l: &LifetimesConfig) {
             c.err(
                 format!("{path}.{name}"),
                 format!("{name} lifetime must be greater than 0"),
+            );
+        } else if d.is_some_and(|d| d > MAX_DURATION) {
+            c.err(
+                format!("{path}.{name}"),
+                format!("{name} lifetime must be at most 100 years"),
+            );
+        }
+    }
+}
+
+fn throttle(c: &mut Checker, path: &str, t: &ThrottleConfig) {
+    for (name, n) in [
+        ("max_failures", t.max_failures),
+        ("client_max_failures", t.client_max_failures),
+        ("ip_max_failures", t.ip_max_failures),
+    ] {
+        if n == 0 {
+            c.err(
+                format!("{path}.{name}"),
+                format!("{name} must be at least 1"),
+            );
+        }
+    }
+    for (name, d) in [("window", t.window), ("lockout", t.lockout)] {
+        if d.as_secs() == 0 {
+            c.err(
+                format!("{path}.{name}"),
+                format!("{name} must be at least 1s"),
+            );
+        } else if d > MAX_DURATION {
+            c.err(
+                format!("{path}.{name}"),
+                format!("{name} must be at most 100 years"),
             );
         }
     }
@@ -772,6 +835,95 @@ mod tests {
             errors(&tenant("lifetimes: { access_token: 5m, session: 12h }")),
             vec![]
         );
+    }
+
+    #[test]
+    fn lifetimes_are_at_most_100_years() {
+        // 4·10^11 years (more seconds than an i64 holds) would overflow `now + lifetime` in unix seconds.
+        only_error(
+            &tenant("lifetimes: { refresh_token: 400000000000y }"),
+            "tenants[0].lifetimes.refresh_token",
+            "at most 100 years",
+        );
+        assert_eq!(errors(&tenant("lifetimes: { refresh_token: 99y }")), vec![]);
+    }
+
+    #[test]
+    fn throttle_defaults_and_overrides() {
+        let c = load_str(&tenant(""), Path::new("/x"), &|_| None).unwrap();
+        let t = c.tenants[0].throttle;
+        assert_eq!(t, ThrottleConfig::default());
+        assert_eq!(
+            (t.max_failures, t.client_max_failures, t.ip_max_failures),
+            (5, 20, 20)
+        );
+        assert_eq!(t.window, Duration::from_secs(900));
+        assert_eq!(t.lockout, Duration::from_secs(900));
+        let c = load_str(
+            &tenant("throttle: { max_failures: 3, window: 1m, lockout: 2s }"),
+            Path::new("/x"),
+            &|_| None,
+        )
+        .unwrap();
+        let t = c.tenants[0].throttle;
+        assert_eq!((t.max_failures, t.ip_max_failures), (3, 20));
+        assert_eq!(t.lockout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn throttle_limits_are_positive_and_durations_at_least_a_second() {
+        for name in ["max_failures", "client_max_failures", "ip_max_failures"] {
+            only_error(
+                &tenant(&format!("throttle: {{ {name}: 0 }}")),
+                &format!("tenants[0].throttle.{name}"),
+                "at least 1",
+            );
+        }
+        for name in ["window", "lockout"] {
+            only_error(
+                &tenant(&format!("throttle: {{ {name}: 500ms }}")),
+                &format!("tenants[0].throttle.{name}"),
+                "at least 1s",
+            );
+            only_error(
+                &tenant(&format!("throttle: {{ {name}: 200y }}")),
+                &format!("tenants[0].throttle.{name}"),
+                "at most 100 years",
+            );
+        }
+        let errs = errors(&tenant("throttle: { max_failure: 3 }"));
+        assert!(
+            errs.len() == 1 && errs[0].path.starts_with("tenants[0].throttle"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn plain_secrets_with_https_issuers_are_warned_about() {
+        let yaml = format!(
+            "{}
+  - id: dev
+    issuer: http://127.0.0.1:8080/dev
+    clients:
+      - id: app
+        secret: s3cret
+        redirect_uris: [http://app.example.com/cb]
+",
+            client("secret: s3cret")
+        );
+        let c = load_str(&yaml, Path::new("/x"), &|_| None).unwrap();
+        let w = warnings(&c);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert_eq!(w[0].path, "tenants[0].clients[0].secret");
+        assert!(w[0].message.contains("secret_hash"));
+        assert!(!w[0].message.contains("s3cret"));
+        let hashed = load_str(
+            &client(&format!("secret_hash: \"{ARGON2}\"")),
+            Path::new("/x"),
+            &|_| None,
+        )
+        .unwrap();
+        assert!(warnings(&hashed).is_empty());
     }
 
     #[test]

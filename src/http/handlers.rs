@@ -9,7 +9,7 @@ use warp::hyper::Body;
 use super::reply::{self, Reply};
 use super::{pages, App, Request};
 use crate::oauth::authorize::{self, BrowserCookies, Ctx, Outcome, RequestInfo, Step};
-use crate::oauth::client_auth::Presented;
+use crate::oauth::client_auth::{Guard, Presented};
 use crate::oauth::logout::{self, LogoutStep};
 use crate::oauth::{introspect, token, userinfo, OAuthError, Params};
 use crate::tenant::Tenant;
@@ -53,11 +53,16 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
         }
         "/login" if post => {
             let c = ctx(app, tenant, &req);
-            let out = match req.form() {
-                Ok(p) => authorize::login_submit(&c, &p, &cookies(tenant, &req)).await,
-                Err(e) => error_outcome(e),
+            let (out, locked) = match req.form() {
+                Ok(p) => authorize::login_submit(&c, &p, &cookies(tenant, &req), req.ip).await,
+                Err(e) => (error_outcome(e), None),
             };
-            render(tenant, out)
+            let mut r = render(tenant, out);
+            if let Some(seconds) = locked {
+                *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                reply::retry_after_header(&mut r, seconds);
+            }
+            r
         }
         "/login" => reply::method_not_allowed("GET, POST"),
         "/consent" if post => {
@@ -126,18 +131,23 @@ async fn authorize(app: &App, tenant: &Tenant, req: &Request) -> Reply {
     render(tenant, out)
 }
 
-fn presented(req: &Request, params: &Params) -> Result<Presented, OAuthError> {
+fn presented(app: &App, req: &Request, params: &Params) -> Result<Presented, OAuthError> {
     Ok(Presented {
         basic: req.basic_auth()?,
         client_id: params.get("client_id").map(str::to_string),
         client_secret: params.get("client_secret").map(str::to_string),
+        guard: Some(Guard {
+            store: app.store.clone(),
+            ip: req.ip,
+            now: crate::now(),
+        }),
     })
 }
 
 async fn token_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
     let result = async {
         let params = req.form()?;
-        let presented = presented(req, &params)?;
+        let presented = presented(app, req, &params)?;
         token::token(&ctx(app, tenant, req), &params, presented).await
     }
     .await;
@@ -190,7 +200,7 @@ async fn userinfo_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
 async fn introspect_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
     let result = async {
         let params = req.form()?;
-        let presented = presented(req, &params)?;
+        let presented = presented(app, req, &params)?;
         introspect::introspect(&ctx(app, tenant, req), &params, presented).await
     }
     .await;
@@ -203,7 +213,7 @@ async fn introspect_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply
 async fn revoke_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
     let result = async {
         let params = req.form()?;
-        let presented = presented(req, &params)?;
+        let presented = presented(app, req, &params)?;
         introspect::revoke(&ctx(app, tenant, req), &params, presented).await
     }
     .await;
@@ -243,12 +253,19 @@ fn error_outcome(e: OAuthError) -> Outcome {
     }
 }
 
-/// The tenant's cookie names: per tenant, so tenants sharing a host never collide.
+/// The tenant's cookie names: per tenant, so tenants sharing a host never
+/// collide. With an https issuer at `/` they carry the `__Host-` prefix
+/// (Secure, Path=/, no Domain: a sibling subdomain cannot set or shadow them).
 fn cookie_names(tenant: &Tenant) -> (String, String) {
+    let prefix = if host_prefixed(tenant) { "__Host-" } else { "" };
     (
-        format!("sesame_b_{}", tenant.id),
-        format!("sesame_s_{}", tenant.id),
+        format!("{prefix}sesame_b_{}", tenant.id),
+        format!("{prefix}sesame_s_{}", tenant.id),
     )
+}
+
+fn host_prefixed(tenant: &Tenant) -> bool {
+    tenant.secure && tenant.path.is_empty()
 }
 
 fn cookies(tenant: &Tenant, req: &Request) -> BrowserCookies {

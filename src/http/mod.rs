@@ -14,9 +14,6 @@ use bytes::{Buf, Bytes, BytesMut};
 use futures_util::{Stream, StreamExt};
 use tracing::Instrument;
 use warp::http::{header, HeaderMap, HeaderValue, Method};
-use warp::hyper::server::conn::{AddrIncoming, AddrStream};
-use warp::hyper::service::{make_service_fn, service_fn, Service};
-use warp::hyper::Body;
 use warp::path::FullPath;
 use warp::Filter;
 
@@ -33,8 +30,15 @@ pub use crate::oauth::Params;
 pub use reply::Reply;
 pub use request::Request;
 
-/// Largest request body accepted (form endpoints).
+/// Largest request body accepted (form endpoints): 413 above.
 pub const MAX_BODY: usize = 64 * 1024;
+/// Largest total of request header names and values (plus 4 bytes of framing
+/// each) accepted: 431 above. hyper itself stops reading headers at ~400 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+/// Longest request target (path and query) accepted: 414 above.
+pub const MAX_TARGET_BYTES: usize = 16 * 1024;
+/// Time a client has to send the whole body once its headers arrived: 408 after.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Shared state of a running server.
 pub struct App {
@@ -90,45 +94,58 @@ impl Metrics {
     }
 }
 
+/// Time a client has to send a request's headers (slowloris): the
+/// connection is closed after it.
+pub const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// hyper's read buffer per connection, the hard cap on a request head
+/// (hyper answers 431 itself above it; [`MAX_HEADER_BYTES`] is ours, with JSON).
+pub const MAX_READ_BUFFER: usize = 64 * 1024;
+
+/// The peer address of a connection, put in each request's extensions.
+#[derive(Debug, Clone, Copy)]
+struct Peer(SocketAddr);
+
 /// Serve `app` on `listener` until `shutdown` resolves, then drain in-flight requests.
+///
+/// hyper is driven directly (warp 0.3's `serve_incoming` neither reports the
+/// peer address nor exposes hyper's limits): the peer address goes into
+/// each request's extensions, request heads must arrive within
+/// [`HEADER_TIMEOUT`] and fit in [`MAX_READ_BUFFER`].
 pub async fn serve(
     app: Arc<App>,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
-    // hyper's AddrIncoming, not warp's serve_incoming: warp forgets the peer
-    // address of connections it did not accept itself, and the client's IP
-    // matters (trusted proxies, `ctx.request.ip` in plugins).
-    let mut incoming = match AddrIncoming::from_listener(listener) {
-        Ok(i) => i,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot accept connections");
-            return;
+    use hyper::service::{make_service_fn, service_fn};
+    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
+        if let Ok(stream) = &conn {
+            let _ = stream.set_nodelay(true);
         }
-    };
-    incoming.set_nodelay(true);
-    let service = warp::service(routes(app));
-    let make = make_service_fn(move |conn: &AddrStream| {
-        let peer = Peer(conn.remote_addr());
-        let service = service.clone();
+        conn
+    });
+    let filter = routes(app);
+    let make = make_service_fn(move |conn: &tokio::net::TcpStream| {
+        let peer = conn.peer_addr().ok();
+        let svc = warp::service(filter.clone());
         async move {
-            Ok::<_, Infallible>(service_fn(move |mut req: warp::hyper::Request<Body>| {
-                req.extensions_mut().insert(peer);
-                service.clone().call(req)
+            Ok::<_, Infallible>(service_fn(move |mut req: hyper::Request<hyper::Body>| {
+                if let Some(addr) = peer {
+                    req.extensions_mut().insert(Peer(addr));
+                }
+                let mut svc = svc.clone();
+                hyper::service::Service::call(&mut svc, req)
             }))
         }
     });
-    let server = warp::hyper::Server::builder(incoming)
+    let server = hyper::Server::builder(hyper::server::accept::from_stream(incoming))
+        .http1_header_read_timeout(HEADER_TIMEOUT)
+        .http1_max_buf_size(MAX_READ_BUFFER)
         .serve(make)
         .with_graceful_shutdown(shutdown);
     if let Err(e) = server.await {
         tracing::error!(error = %e, "server error");
     }
 }
-
-/// The TCP peer of a request's connection (in the request's extensions).
-#[derive(Debug, Clone, Copy)]
-struct Peer(SocketAddr);
 
 /// The whole HTTP surface as one filter.
 pub fn routes(
@@ -195,6 +212,9 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
+    if let Err(e) = check_sizes(&headers, path, &query) {
+        return reply::error(&e);
+    }
     match path {
         "/healthz" => return json_status(200, "ok"),
         "/readyz" => {
@@ -227,9 +247,15 @@ where
     let tenant = route.tenant.clone();
     let rest = route.rest.to_string();
 
-    let body = match read_body(&headers, body).await {
-        Ok(b) => b,
-        Err(e) => return reply::error(&e),
+    let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(&headers, body)).await {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return reply::error(&e),
+        Err(_) => {
+            return reply::error(&OAuthError::new(
+                ErrorCode::RequestTimeout,
+                "the request body did not arrive in time",
+            ))
+        }
     };
     let req = Request {
         method,
@@ -246,6 +272,27 @@ fn json_status(code: u16, status: &str) -> Reply {
     let mut r = reply::json(code, &serde_json::json!({ "status": status }));
     reply::no_store(&mut r);
     r
+}
+
+/// Refuse oversized headers (431) and request targets (414) before any work.
+fn check_sizes(headers: &HeaderMap, path: &str, query: &str) -> Result<(), OAuthError> {
+    let header_bytes: usize = headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return Err(OAuthError::new(
+            ErrorCode::HeadersTooLarge,
+            "the request headers are too large",
+        ));
+    }
+    if path.len() + query.len() + 1 > MAX_TARGET_BYTES {
+        return Err(OAuthError::new(
+            ErrorCode::UriTooLong,
+            "the request URI is too long",
+        ));
+    }
+    Ok(())
 }
 
 /// Read the body, refusing more than [`MAX_BODY`] bytes whatever the framing.

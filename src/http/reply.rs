@@ -67,9 +67,16 @@ pub fn error(e: &OAuthError) -> Reply {
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
+        ErrorCode::SlowDown { retry_after } => retry_after_header(&mut r, retry_after),
         _ => {}
     }
     r
+}
+
+/// `Retry-After: <seconds>` (at least 1).
+pub fn retry_after_header(r: &mut Reply, seconds: u64) {
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
 }
 
 pub fn not_found() -> Reply {

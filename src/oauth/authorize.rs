@@ -584,13 +584,45 @@ pub async fn login_page(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies
 }
 
 /// `POST /login`: check the CSRF token and the password, start a session, go on.
-pub async fn login_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCookies) -> Outcome {
+/// Failures are throttled (see [`super::throttle`]): while the username or
+/// the client's address `ip` is locked, the form comes back with a message
+/// and the seconds to wait (answered 429 with `Retry-After`).
+pub async fn login_submit(
+    ctx: &Ctx<'_>,
+    form: &Params,
+    cookies: &BrowserCookies,
+    ip: Option<std::net::IpAddr>,
+) -> (Outcome, Option<u64>) {
     let (rid, pending, client) = match submitted(ctx, form, cookies).await {
         Ok(p) => p,
-        Err(e) => return Outcome::step(Step::ErrorPage(e)),
+        Err(e) => return (Outcome::step(Step::ErrorPage(e)), None),
     };
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("");
+    let form_again = |error: String, unauthorized: bool| {
+        let mut out = Outcome::step(Step::Login(LoginView {
+            csrf: csrf_token(&rid, &pending.browser),
+            rid: rid.clone(),
+            client_name: client.name.clone(),
+            username: username.chars().take(256).collect(),
+            error: Some(error),
+        }));
+        out.unauthorized = unauthorized;
+        out
+    };
+    let locked = |seconds: u64| {
+        let message = format!(
+            "Too many failed sign-in attempts. {}",
+            super::throttle::try_again_in(seconds)
+        );
+        (form_again(message, false), Some(seconds))
+    };
+    let throttle = super::throttle::Throttle::login(ctx.tenant, ctx.store, ctx.now, username, ip);
+    match throttle.check().await {
+        Ok(None) => {}
+        Ok(Some(seconds)) => return locked(seconds),
+        Err(e) => return (Outcome::step(Step::ErrorPage(e)), None),
+    }
     let user = ctx.tenant.user(username).cloned();
     // Unknown users cost the same as wrong passwords.
     let phc = user
@@ -602,17 +634,14 @@ pub async fn login_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCookies
         Some(u) if verified && username.len() <= MAX_PARAM_LEN => u,
         _ => {
             tracing::info!(tenant = %ctx.tenant.id, "failed login");
-            let mut out = Outcome::step(Step::Login(LoginView {
-                csrf: csrf_token(&rid, &pending.browser),
-                rid,
-                client_name: client.name.clone(),
-                username: username.chars().take(256).collect(),
-                error: Some("Incorrect username or password.".to_string()),
-            }));
-            out.unauthorized = true;
-            return out;
+            if let Some(seconds) = throttle.failed().await {
+                return locked(seconds);
+            }
+            let out = form_again("Incorrect username or password.".to_string(), true);
+            return (out, None);
         }
     };
+    throttle.succeeded().await;
 
     if let Some(old) = cookies.session.as_deref() {
         if let Err(e) = ctx
@@ -634,12 +663,12 @@ pub async fn login_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCookies
         revoked_at: None,
     };
     if let Err(e) = ctx.store.insert_session(session.clone()).await {
-        return Outcome::step(Step::ErrorPage(e.into()));
+        return (Outcome::step(Step::ErrorPage(e.into())), None);
     }
     tracing::info!(tenant = %ctx.tenant.id, sub = %user.sub, "signed in");
     let mut out = proceed(ctx, &client, pending, Some(rid), Some(session), true, false).await;
     out.set_session = Some(sid);
-    out
+    (out, None)
 }
 
 /// `POST /consent`: allow → code, deny → `access_denied`.

@@ -12,8 +12,10 @@ use std::sync::{Arc, Mutex};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{password, OAuthError};
+use super::throttle::Throttle;
+use super::{password, ErrorCode, OAuthError};
 use crate::config::AuthMethod;
+use crate::store::Store;
 use crate::tenant::{Client, ClientSecret, Tenant};
 
 /// Most remembered (client, secret) pairs per generation; the set is
@@ -57,6 +59,17 @@ pub struct Presented {
     pub client_id: Option<String>,
     /// `client_secret` in the body.
     pub client_secret: Option<String>,
+    /// Where failures are counted (see [`super::throttle`]); `None`: not throttled.
+    pub guard: Option<Guard>,
+}
+
+/// What brute-force protection of client authentication needs of the request.
+#[derive(Debug, Clone)]
+pub struct Guard {
+    pub store: Store,
+    /// The client's address.
+    pub ip: Option<std::net::IpAddr>,
+    pub now: i64,
 }
 
 impl Presented {
@@ -76,7 +89,38 @@ pub(crate) const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$ypV4sQCXBiStk
 
 /// Authenticate the client; `invalid_client` on any failure, `invalid_request`
 /// when the request itself is contradictory (two methods, mismatched ids).
-pub async fn authenticate(tenant: &Tenant, p: Presented) -> Result<Arc<Client>, OAuthError> {
+/// With a [`Guard`], failures are counted per (tenant, client_id) and per
+/// address, and while either is locked the answer is `slow_down` (429)
+/// without looking at the secret.
+pub async fn authenticate(tenant: &Tenant, mut p: Presented) -> Result<Arc<Client>, OAuthError> {
+    let Some(guard) = p.guard.take() else {
+        return verify(tenant, p).await;
+    };
+    let claimed = p
+        .basic
+        .as_ref()
+        .map(|(id, _)| id.clone())
+        .or_else(|| p.client_id.clone());
+    let throttle = Throttle::client(
+        tenant,
+        &guard.store,
+        guard.now,
+        claimed.as_deref(),
+        guard.ip,
+    );
+    if let Some(seconds) = throttle.check().await? {
+        return Err(throttle.locked(seconds));
+    }
+    let result = verify(tenant, p).await;
+    if matches!(&result, Err(e) if e.code == ErrorCode::InvalidClient) {
+        // This failure is still answered `invalid_client`; the next request sees the lock.
+        throttle.failed().await;
+    }
+    result
+}
+
+/// [`authenticate`] without brute-force protection.
+async fn verify(tenant: &Tenant, p: Presented) -> Result<Arc<Client>, OAuthError> {
     if p.basic.is_some() && p.client_secret.is_some() {
         return Err(OAuthError::invalid_request(
             "use one client authentication method, not two",

@@ -47,6 +47,15 @@ pub enum ErrorCode {
     MethodNotAllowed,
     /// Body too large (413).
     PayloadTooLarge,
+    /// Request headers too large (431).
+    HeadersTooLarge,
+    /// Request target (path and query) too long (414).
+    UriTooLong,
+    /// The body did not arrive in time (408).
+    RequestTimeout,
+    /// Too many failures: locked for `retry_after` seconds (429, `Retry-After`).
+    /// `slow_down` as in RFC 8628 §3.5, the nearest registered OAuth error code.
+    SlowDown { retry_after: u64 },
 }
 
 impl ErrorCode {
@@ -71,7 +80,11 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => "insufficient_scope",
             ErrorCode::NotFound => "not_found",
             ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::PayloadTooLarge => "invalid_request",
+            ErrorCode::PayloadTooLarge
+            | ErrorCode::HeadersTooLarge
+            | ErrorCode::UriTooLong
+            | ErrorCode::RequestTimeout => "invalid_request",
+            ErrorCode::SlowDown { .. } => "slow_down",
         }
     }
 
@@ -81,7 +94,11 @@ impl ErrorCode {
             ErrorCode::InsufficientScope => 403,
             ErrorCode::NotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::UriTooLong => 414,
+            ErrorCode::SlowDown { .. } => 429,
+            ErrorCode::HeadersTooLarge => 431,
             ErrorCode::ServerError => 500,
             ErrorCode::TemporarilyUnavailable => 503,
             _ => 400,
@@ -115,6 +132,14 @@ impl OAuthError {
 
     pub fn invalid_grant(description: impl Into<String>) -> OAuthError {
         OAuthError::new(ErrorCode::InvalidGrant, description)
+    }
+
+    /// Locked out by brute-force protection for `retry_after` seconds.
+    pub fn slow_down(retry_after: u64, what: &str) -> OAuthError {
+        OAuthError::new(
+            ErrorCode::SlowDown { retry_after },
+            format!("too many failed {what}; retry after {retry_after} seconds"),
+        )
     }
 
     pub fn server_error() -> OAuthError {

@@ -11,6 +11,7 @@ pub mod params;
 pub mod password;
 pub mod pkce;
 pub mod scope;
+pub mod throttle;
 pub mod token;
 pub mod userinfo;
 

@@ -4,8 +4,49 @@ use std::collections::HashMap;
 
 use super::OAuthError;
 
+/// Most parameters one request may carry.
+pub const MAX_PARAMS: usize = 64;
+/// Longest parameter name.
+pub const MAX_NAME_LEN: usize = 128;
+/// `state`, `nonce`, `login_hint`, `username`, redirect URIs.
+pub const MAX_STATE_LEN: usize = super::authorize::MAX_PARAM_LEN;
+/// Authorization codes and refresh tokens (ours are 43 characters).
+pub const MAX_CODE_LEN: usize = 256;
+/// Tokens that may be JWTs: `token`, `access_token`, `id_token_hint`.
+pub const MAX_JWT_LEN: usize = 16 * 1024;
+/// `client_id`, and sesame's own `rid` and `csrf` values.
+pub const MAX_ID_LEN: usize = 255;
+/// `client_secret` and `password`.
+pub const MAX_SECRET_LEN: usize = 1024;
+/// `scope` (and at most `scope::MAX_SCOPES` of them).
+pub const MAX_SCOPE_LEN: usize = 4096;
+/// `code_verifier` and `code_challenge` (RFC 7636 allows 128).
+pub const MAX_PKCE_LEN: usize = 128;
+/// Any other parameter (unknown ones are ignored, but not at any size).
+pub const MAX_VALUE_LEN: usize = 8 * 1024;
+
+/// The longest value accepted for the parameter `name`.
+pub fn max_len(name: &str) -> usize {
+    match name {
+        "state"
+        | "nonce"
+        | "login_hint"
+        | "username"
+        | "redirect_uri"
+        | "post_logout_redirect_uri" => MAX_STATE_LEN,
+        "code" | "refresh_token" => MAX_CODE_LEN,
+        "token" | "access_token" | "id_token_hint" => MAX_JWT_LEN,
+        "client_id" | "rid" | "csrf" => MAX_ID_LEN,
+        "client_secret" | "password" => MAX_SECRET_LEN,
+        "scope" => MAX_SCOPE_LEN,
+        "code_verifier" | "code_challenge" => MAX_PKCE_LEN,
+        _ => MAX_VALUE_LEN,
+    }
+}
+
 /// Request parameters: each name at most once (RFC 6749 §3.1), empty values
-/// treated as absent.
+/// treated as absent, at most [`MAX_PARAMS`] of them, each no longer than
+/// [`max_len`] of its name.
 #[derive(Debug, Default, Clone)]
 pub struct Params(HashMap<String, String>);
 
@@ -13,8 +54,22 @@ impl Params {
     pub fn parse(raw: &[u8]) -> Result<Params, OAuthError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(raw)
             .map_err(|_| OAuthError::invalid_request("malformed parameters"))?;
+        if pairs.len() > MAX_PARAMS {
+            return Err(OAuthError::invalid_request(format!(
+                "too many parameters (at most {MAX_PARAMS})"
+            )));
+        }
         let mut map = HashMap::with_capacity(pairs.len());
         for (k, v) in pairs {
+            if k.len() > MAX_NAME_LEN {
+                return Err(OAuthError::invalid_request("a parameter name is too long"));
+            }
+            let max = max_len(&k);
+            if v.len() > max {
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter `{k}` is too long (at most {max} bytes)"
+                )));
+            }
             if map.contains_key(&k) {
                 return Err(OAuthError::invalid_request(format!(
                     "parameter `{k}` is repeated"
@@ -52,6 +107,36 @@ mod tests {
         let e = Params::parse(b"a=1&b=2&a=3").unwrap_err();
         assert_eq!(e.code.as_str(), "invalid_request");
         assert!(e.description.contains("`a`"));
+    }
+
+    #[test]
+    fn lengths_and_counts_are_limited() {
+        let ok = format!(
+            "state={}&code={}",
+            "s".repeat(MAX_STATE_LEN),
+            "c".repeat(43)
+        );
+        assert!(Params::parse(ok.as_bytes()).is_ok());
+        for (name, max) in [
+            ("state", MAX_STATE_LEN),
+            ("nonce", MAX_STATE_LEN),
+            ("code", MAX_CODE_LEN),
+            ("refresh_token", MAX_CODE_LEN),
+            ("token", MAX_JWT_LEN),
+            ("client_secret", MAX_SECRET_LEN),
+            ("code_verifier", MAX_PKCE_LEN),
+            ("whatever", MAX_VALUE_LEN),
+        ] {
+            let body = format!("{name}={}", "x".repeat(max + 1));
+            let e = Params::parse(body.as_bytes()).unwrap_err();
+            assert_eq!(e.code.as_str(), "invalid_request");
+            assert!(e.description.contains("too long"), "{name}: {e}");
+        }
+        let many: Vec<String> = (0..=MAX_PARAMS).map(|i| format!("p{i}=1")).collect();
+        assert!(Params::parse(many.join("&").as_bytes()).is_err());
+        let long_name = format!("{}=1", "n".repeat(MAX_NAME_LEN + 1));
+        let e = Params::parse(long_name.as_bytes()).unwrap_err();
+        assert!(!e.description.contains("nnnn"));
     }
 
     #[test]

@@ -17,8 +17,10 @@ mod conn;
 mod model;
 mod rows;
 mod schema;
+mod throttle;
 
 pub use model::*;
+pub use throttle::{ThrottleKey, ThrottleWindow};
 
 use conn::{is_unique_violation, query_error, write_tx, Manager};
 use rows::{DbAccessToken, DbAuthRequest, DbCode, DbConsent, DbKey, DbRefreshToken, DbSession};
@@ -653,6 +655,8 @@ impl Store {
             );
             total += purge!(refresh_tokens, token_hash, now);
             total += purge!(access_tokens, token_hash, now);
+            // Throttle key hashes include the tenant, so a hash names one row.
+            total += purge!(throttles, key_hash, now);
             Ok(total)
         })
         .await

@@ -98,6 +98,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    throttles (tenant_id, key_hash) {
+        tenant_id -> Text,
+        key_hash -> Binary,
+        failures -> BigInt,
+        window_start -> BigInt,
+        locked_until -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     auth_requests,
@@ -106,4 +117,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     authorization_codes,
     refresh_tokens,
     access_tokens,
+    throttles,
 );

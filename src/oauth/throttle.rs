@@ -1,0 +1,216 @@
+//! Brute-force protection: failed sign-ins are counted per (tenant, username)
+//! and per client IP, failed client authentications per (tenant, client_id)
+//! and per client IP, in the database so every node sees the same counts.
+//! A key that reaches its limit within the tenant's `throttle.window` is
+//! locked for `throttle.lockout`; while any of a request's keys is locked the
+//! request is refused (429) without checking its password or secret.
+//!
+//! Keys are SHA-256 hashes of `tenant \0 kind \0 value`: usernames and
+//! addresses are never stored in clear, and one tenant's counters never
+//! touch another's.
+
+use std::net::IpAddr;
+
+use super::OAuthError;
+use crate::store::{Store, ThrottleKey, ThrottleWindow, TokenHash};
+use crate::tenant::Tenant;
+
+/// The counters one request is subject to.
+pub struct Throttle<'a> {
+    tenant: &'a Tenant,
+    store: &'a Store,
+    now: i64,
+    keys: Vec<ThrottleKey>,
+    /// Cleared after a success (the user's counter; never the IP's).
+    principal: Option<TokenHash>,
+    /// For the log: "sign-in" or "client authentication".
+    what: &'static str,
+}
+
+impl<'a> Throttle<'a> {
+    /// A password sign-in as `username` (known or not: unknown names are
+    /// counted too, so a lockout does not reveal which names exist).
+    pub fn login(
+        tenant: &'a Tenant,
+        store: &'a Store,
+        now: i64,
+        username: &str,
+        ip: Option<IpAddr>,
+    ) -> Throttle<'a> {
+        let user = key(&tenant.id, "user", username);
+        let mut keys = vec![ThrottleKey {
+            key: user,
+            max_failures: tenant.throttle.max_failures,
+        }];
+        if let Some(ip) = ip {
+            keys.push(ThrottleKey {
+                key: key(&tenant.id, "login-ip", &ip_key(ip)),
+                max_failures: tenant.throttle.ip_max_failures,
+            });
+        }
+        Throttle {
+            tenant,
+            store,
+            now,
+            keys,
+            principal: Some(user),
+            what: "sign-in attempts",
+        }
+    }
+
+    /// A client authentication claiming `client_id` (only registered ids are
+    /// counted per client: random ids would only fill the table).
+    pub fn client(
+        tenant: &'a Tenant,
+        store: &'a Store,
+        now: i64,
+        client_id: Option<&str>,
+        ip: Option<IpAddr>,
+    ) -> Throttle<'a> {
+        let mut keys = Vec::with_capacity(2);
+        if let Some(id) = client_id.filter(|id| tenant.client(id).is_some()) {
+            keys.push(ThrottleKey {
+                key: key(&tenant.id, "client", id),
+                max_failures: tenant.throttle.client_max_failures,
+            });
+        }
+        if let Some(ip) = ip {
+            keys.push(ThrottleKey {
+                key: key(&tenant.id, "client-ip", &ip_key(ip)),
+                max_failures: tenant.throttle.ip_max_failures,
+            });
+        }
+        Throttle {
+            tenant,
+            store,
+            now,
+            keys,
+            principal: None,
+            what: "client authentications",
+        }
+    }
+
+    /// `Ok(Some(seconds))` while one of the keys is locked.
+    pub async fn check(&self) -> Result<Option<u64>, OAuthError> {
+        let hashes = self.keys.iter().map(|k| k.key).collect();
+        let until = self
+            .store
+            .find_lockout(&self.tenant.id, hashes, self.now)
+            .await?;
+        Ok(until.map(|u| self.retry_after(u)))
+    }
+
+    /// Count a failure; `Some(seconds)` if it locked a key. A store error is
+    /// logged, not answered: the failure itself is what the client hears about.
+    pub async fn failed(&self) -> Option<u64> {
+        let window = ThrottleWindow {
+            window: secs(self.tenant.throttle.window),
+            lockout: secs(self.tenant.throttle.lockout),
+        };
+        match self
+            .store
+            .record_failure(&self.tenant.id, self.keys.clone(), window, self.now)
+            .await
+        {
+            Ok(Some(until)) => {
+                tracing::warn!(tenant = %self.tenant.id, "too many failed {}: locked", self.what);
+                Some(self.retry_after(until))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(tenant = %self.tenant.id, error = %e, "could not count a failure");
+                None
+            }
+        }
+    }
+
+    /// A success: forget the user's failures (not the address's).
+    pub async fn succeeded(&self) {
+        if let Some(k) = self.principal {
+            if let Err(e) = self
+                .store
+                .clear_failures(&self.tenant.id, k, self.now)
+                .await
+            {
+                tracing::warn!(tenant = %self.tenant.id, error = %e, "could not clear failures");
+            }
+        }
+    }
+
+    /// The error for a locked request.
+    pub fn locked(&self, retry_after: u64) -> OAuthError {
+        OAuthError::slow_down(retry_after, self.what)
+    }
+
+    fn retry_after(&self, until: i64) -> u64 {
+        u64::try_from(until.saturating_sub(self.now))
+            .unwrap_or(1)
+            .max(1)
+    }
+}
+
+fn secs(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+fn key(tenant_id: &str, kind: &str, value: &str) -> TokenHash {
+    TokenHash::of(&format!("sesame-throttle\0{tenant_id}\0{kind}\0{value}"))
+}
+
+/// The address a counter is kept for: IPv4 as is, IPv6 by /64 (one host
+/// usually holds a whole /64), IPv4-mapped IPv6 as IPv4.
+pub fn ip_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+    }
+}
+
+/// "Try again in 3 minutes." for the sign-in page.
+pub fn try_again_in(seconds: u64) -> String {
+    match seconds {
+        0..=1 => "Try again in a second.".to_string(),
+        2..=59 => format!("Try again in {seconds} seconds."),
+        60..=119 => "Try again in a minute.".to_string(),
+        _ => format!("Try again in {} minutes.", seconds.div_ceil(60)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_is_counted_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1"
+            .parse()
+            .unwrap_or(IpAddr::from([0; 4]));
+        let b: IpAddr = "2001:db8:1:2:bbbb::2"
+            .parse()
+            .unwrap_or(IpAddr::from([0; 4]));
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap_or(IpAddr::from([0; 4]));
+        assert_eq!(ip_key(a), ip_key(b));
+        assert_ne!(ip_key(a), ip_key(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap_or(IpAddr::from([0; 4]));
+        assert_eq!(ip_key(mapped), "10.0.0.1");
+    }
+
+    #[test]
+    fn keys_separate_tenants_kinds_and_values() {
+        assert_ne!(key("a", "user", "x"), key("b", "user", "x"));
+        assert_ne!(key("a", "user", "x"), key("a", "login-ip", "x"));
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(try_again_in(30), "Try again in 30 seconds.");
+        assert_eq!(try_again_in(61), "Try again in a minute.");
+        assert_eq!(try_again_in(900), "Try again in 15 minutes.");
+    }
+}
