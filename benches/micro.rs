@@ -92,6 +92,7 @@ fn main() {
         basic: Some((id.to_string(), secret.to_string())),
         client_id: None,
         client_secret: None,
+        guard: None,
     };
     bench("client auth, clear secret", || {
         rt.block_on(authenticate(&t, presented("plain", "plain-secret")))
