@@ -575,19 +575,22 @@ fn main() {
         report("refresh", f, rss);
     }
 
+    // The flows run on the opaque-token issuer: one RS256 signature (the ID
+    // token) per flow, as in the reference's flow figure.
+    let flow_issuer = opaque.clone().unwrap_or_else(|| jwt.clone());
     if wanted("flow_sso") {
         // Every worker signs in once; each flow is then authorize (session) → code → token.
         let workers: Vec<reqwest::Client> = rt.block_on(async {
             let mut v = Vec::new();
             for _ in 0..s.concurrency {
                 let b = browser();
-                let code = login_flow(&b, &jwt, "openid profile").await;
-                exchange(&b, &jwt, &code).await;
+                let code = login_flow(&b, &flow_issuer, "openid profile").await;
+                exchange(&b, &flow_issuer, &code).await;
                 v.push(b);
             }
             v
         });
-        let issuer = jwt.clone();
+        let issuer = flow_issuer.clone();
         let (f, rss) = with_rss(target.pid, || {
             rt.block_on(drive(&s, workers, move |b: reqwest::Client| {
                 let issuer = issuer.clone();
@@ -628,7 +631,7 @@ fn main() {
     }
 
     if wanted("flow_login") {
-        let issuer = jwt.clone();
+        let issuer = flow_issuer.clone();
         let workers: Vec<()> = vec![(); s.concurrency];
         let (f, rss) = with_rss(target.pid, || {
             rt.block_on(drive(&s, workers, move |_: ()| {

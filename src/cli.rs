@@ -63,7 +63,7 @@ pub fn run() -> ExitCode {
 
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hyper=error"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)

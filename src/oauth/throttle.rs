@@ -15,6 +15,49 @@ use super::OAuthError;
 use crate::store::{Store, ThrottleKey, ThrottleWindow, TokenHash};
 use crate::tenant::Tenant;
 
+/// How long this node trusts "not locked" for a key without asking the
+/// database again. A busy machine client then costs no database read per
+/// request; a lockout recorded by another node takes effect here within this
+/// time (a failure on this node always goes to the database).
+const CLEAR_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+/// Most keys remembered; the map is emptied when full (only costs reads).
+const CLEAR_LIMIT: usize = 100_000;
+
+type ClearMap = std::sync::Mutex<std::collections::HashMap<TokenHash, std::time::Instant>>;
+
+fn clear_map() -> &'static ClearMap {
+    static CLEAR: std::sync::OnceLock<ClearMap> = std::sync::OnceLock::new();
+    CLEAR.get_or_init(Default::default)
+}
+
+fn recently_clear(key: TokenHash) -> bool {
+    clear_map()
+        .lock()
+        .ok()
+        .and_then(|m| m.get(&key).map(|at| at.elapsed() < CLEAR_TTL))
+        .unwrap_or(false)
+}
+
+fn remember_clear(keys: impl Iterator<Item = TokenHash>) {
+    if let Ok(mut m) = clear_map().lock() {
+        if m.len() >= CLEAR_LIMIT {
+            m.clear();
+        }
+        let now = std::time::Instant::now();
+        for k in keys {
+            m.insert(k, now);
+        }
+    }
+}
+
+fn forget_clear(keys: impl Iterator<Item = TokenHash>) {
+    if let Ok(mut m) = clear_map().lock() {
+        for k in keys {
+            m.remove(&k);
+        }
+    }
+}
+
 /// The counters one request is subject to.
 pub struct Throttle<'a> {
     tenant: &'a Tenant,
@@ -92,17 +135,24 @@ impl<'a> Throttle<'a> {
 
     /// `Ok(Some(seconds))` while one of the keys is locked.
     pub async fn check(&self) -> Result<Option<u64>, OAuthError> {
+        if self.keys.iter().all(|k| recently_clear(k.key)) {
+            return Ok(None);
+        }
         let hashes = self.keys.iter().map(|k| k.key).collect();
         let until = self
             .store
             .find_lockout(&self.tenant.id, hashes, self.now)
             .await?;
+        if until.is_none() {
+            remember_clear(self.keys.iter().map(|k| k.key));
+        }
         Ok(until.map(|u| self.retry_after(u)))
     }
 
     /// Count a failure; `Some(seconds)` if it locked a key. A store error is
     /// logged, not answered: the failure itself is what the client hears about.
     pub async fn failed(&self) -> Option<u64> {
+        forget_clear(self.keys.iter().map(|k| k.key));
         let window = ThrottleWindow {
             window: secs(self.tenant.throttle.window),
             lockout: secs(self.tenant.throttle.lockout),
