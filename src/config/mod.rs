@@ -20,7 +20,7 @@ mod load;
 mod validate;
 
 pub use load::{load, load_str};
-pub use validate::{validate, warnings};
+pub use validate::{validate, warnings, REGISTERED_CLAIMS};
 
 /// One configuration problem, named by its YAML path.
 #[derive(Debug, Clone, PartialEq, Eq)]

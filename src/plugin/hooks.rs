@@ -19,23 +19,8 @@ use super::engine::{self, Denial, Running};
 use crate::config::{Config, ConfigError};
 use crate::tenant::{Client, Tenant, User};
 
-/// Claims a script can never set or remove.
-pub const REGISTERED_CLAIMS: &[&str] = &[
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "jti",
-    "nonce",
-    "auth_time",
-    "at_hash",
-    "c_hash",
-    "azp",
-    "scope",
-    "client_id",
-];
+/// Claims a script can never set or remove (the SPEC's registered claims).
+pub use crate::config::REGISTERED_CLAIMS;
 
 /// Deepest nesting of arrays and maps a script may return.
 const MAX_VALUE_DEPTH: usize = 32;
