@@ -159,18 +159,7 @@ pub async fn authorize(
         }
     };
     let state = params.get("state").map(str::to_string);
-    let fail = |e: OAuthError| {
-        if e.code == ErrorCode::TemporarilyUnavailable {
-            // The user can retry on our page (503); the client learns nothing useful.
-            return Outcome::step(Step::ErrorPage(e));
-        }
-        Outcome::step(Step::Redirect(error_redirect(
-            &redirect_uri,
-            &e,
-            state.as_deref(),
-            &ctx.tenant.issuer,
-        )))
-    };
+    let fail = |e: OAuthError| back_to_client(ctx, &redirect_uri, state.as_deref(), e);
     if state.as_ref().is_some_and(|s| s.len() > MAX_PARAM_LEN) {
         return Outcome::step(Step::ErrorPage(OAuthError::invalid_request(
             "state is too long",
@@ -326,18 +315,8 @@ async fn proceed(
     just_logged_in: bool,
     consented: bool,
 ) -> Outcome {
-    let fail = |e: OAuthError| {
-        if e.code == ErrorCode::TemporarilyUnavailable {
-            // The user can retry on our page (503); the client learns nothing useful.
-            return Outcome::step(Step::ErrorPage(e));
-        }
-        Outcome::step(Step::Redirect(error_redirect(
-            &pending.redirect_uri,
-            &e,
-            pending.state.as_deref(),
-            &ctx.tenant.issuer,
-        )))
-    };
+    let fail =
+        |e: OAuthError| back_to_client(ctx, &pending.redirect_uri, pending.state.as_deref(), e);
     let prompt_none = pending.prompt.iter().any(|p| p == "none");
     let user = session
         .as_ref()
@@ -682,18 +661,8 @@ pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCooki
         Ok(None) => return Outcome::step(Step::GoToLogin { rid }),
         Err(e) => return Outcome::step(Step::ErrorPage(e)),
     };
-    let deny = |e: OAuthError| {
-        if e.code == ErrorCode::TemporarilyUnavailable {
-            // The user can retry on our page (503); the client learns nothing useful.
-            return Outcome::step(Step::ErrorPage(e));
-        }
-        Outcome::step(Step::Redirect(error_redirect(
-            &pending.redirect_uri,
-            &e,
-            pending.state.as_deref(),
-            &ctx.tenant.issuer,
-        )))
-    };
+    let deny =
+        |e: OAuthError| back_to_client(ctx, &pending.redirect_uri, pending.state.as_deref(), e);
     match form.get("decision") {
         Some("allow") => {}
         Some("deny") => {
@@ -770,6 +739,26 @@ async fn current_session(
             .await?),
         _ => Ok(None),
     }
+}
+
+/// An error once the client and its redirect URI are trusted: back to the
+/// client (RFC 6749 §4.1.2.1), except a database outage, which the user can
+/// retry on our own 503 page.
+fn back_to_client(
+    ctx: &Ctx<'_>,
+    redirect_uri: &str,
+    state: Option<&str>,
+    e: OAuthError,
+) -> Outcome {
+    if e.code == ErrorCode::TemporarilyUnavailable {
+        return Outcome::step(Step::ErrorPage(e));
+    }
+    Outcome::step(Step::Redirect(error_redirect(
+        redirect_uri,
+        &e,
+        state,
+        &ctx.tenant.issuer,
+    )))
 }
 
 /// RFC 6749 §4.1.2.1 error redirect, with `state` and `iss` (RFC 9207).
