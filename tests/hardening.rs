@@ -14,7 +14,7 @@ use common::{browser, client, Server};
 use reqwest::blocking::{Client, Response};
 use serde_json::Value;
 
-const ALICE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$NsHg1qjI2jqUgdLfsM+dKA$BpKVbbPKfz1wafWi/RkozYWTB0CYgl6+ub/G00BwWoU";
+use common::ALICE_HASH;
 const PASSWORD: &str = "wonderland";
 /// The lockout of [`short_lockout`] servers. Long enough for a loaded
 /// 2-core CI machine to run a debug-build argon2 between two requests.

@@ -26,7 +26,7 @@ use common::flow::Flow;
 use rand::Rng;
 use serde_json::Value;
 
-const ALICE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$NsHg1qjI2jqUgdLfsM+dKA$BpKVbbPKfz1wafWi/RkozYWTB0CYgl6+ub/G00BwWoU";
+use common::ALICE_HASH;
 /// The address the valid clients come from (it never fails, so it is never throttled).
 const GOOD_IP: &str = "192.0.2.10";
 /// Peak RSS allowed to the server, debug build included.

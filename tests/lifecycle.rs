@@ -9,7 +9,8 @@ use common::flow::{exchange, introspect, location, post_basic, Flow};
 use common::{browser, client, Server};
 use serde_json::Value;
 
-const ALICE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$NsHg1qjI2jqUgdLfsM+dKA$BpKVbbPKfz1wafWi/RkozYWTB0CYgl6+ub/G00BwWoU";
+use common::jwt_claims as decode;
+use common::ALICE_HASH;
 const CB: &str = "http://app.test/cb";
 
 fn config(format: &str) -> String {
@@ -502,15 +503,4 @@ fn discovery_lists_what_works() {
         let r = client().post(url).send().unwrap();
         assert_ne!(r.status(), 404, "{ep}");
     }
-}
-
-fn decode(jwt: &str) -> Value {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
 }

@@ -21,7 +21,7 @@ use common::flow::{exchange, introspect, location, post_basic, Flow};
 use common::{browser, client, Server};
 use serde_json::Value;
 
-const ALICE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$NsHg1qjI2jqUgdLfsM+dKA$BpKVbbPKfz1wafWi/RkozYWTB0CYgl6+ub/G00BwWoU";
+use common::ALICE_HASH;
 const CB: &str = "http://app.test/cb";
 /// "No hang": far above `connect_timeout` (2 s) and sesame's work timeout.
 const NO_HANG: Duration = Duration::from_secs(15);

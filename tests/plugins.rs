@@ -14,19 +14,9 @@ use common::flow::{exchange, introspect, post_basic, query_param, Flow};
 use common::{browser, client, db, Running, Server};
 use serde_json::{json, Value};
 
-const ALICE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$NsHg1qjI2jqUgdLfsM+dKA$BpKVbbPKfz1wafWi/RkozYWTB0CYgl6+ub/G00BwWoU";
+use common::jwt_claims as decode;
+use common::ALICE_HASH;
 const CB: &str = "http://app.test/cb";
-
-fn decode(jwt: &str) -> Value {
-    use base64::Engine;
-    let payload = jwt.split('.').nth(1).unwrap();
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
-}
 
 /// The server's log without terminal colours.
 fn plain_logs(s: &Server) -> String {

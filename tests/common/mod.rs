@@ -14,6 +14,22 @@ pub mod db;
 #[path = "flow.rs"]
 pub mod flow;
 
+/// The argon2id hash of "wonderland", the test users' password.
+pub const ALICE_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$NsHg1qjI2jqUgdLfsM+dKA$BpKVbbPKfz1wafWi/RkozYWTB0CYgl6+ub/G00BwWoU";
+
+/// The claims of a JWT, unverified (tests check signatures separately).
+pub fn jwt_claims(jwt: &str) -> serde_json::Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).expect("a JWT");
+    serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .expect("base64url payload"),
+    )
+    .expect("JSON claims")
+}
+
 /// A running sesame process; killed on drop.
 pub struct Server {
     child: Child,
