@@ -326,6 +326,44 @@ fn client_credentials_token_has_no_user_and_no_oidc() {
 }
 
 #[test]
+fn client_credentials_tokens_can_be_revoked_by_their_client_only() {
+    for format in ["jwt", "opaque"] {
+        for s in common::start_all(&config(format)) {
+            let issue = || {
+                let r = post_basic(
+                    &s,
+                    "/demo/token",
+                    "rs",
+                    "rs-secret",
+                    &[("grant_type", "client_credentials")],
+                );
+                assert_eq!(r.status(), 200);
+                let t: Value = r.json().unwrap();
+                t["access_token"].as_str().unwrap().to_string()
+            };
+            let (one, two) = (issue(), issue());
+            let revoke = |id: &str, secret: &str| {
+                let r = post_basic(&s, "/demo/revoke", id, secret, &[("token", one.as_str())]);
+                assert_eq!(r.status(), 200);
+            };
+            revoke("web", "web-secret");
+            assert!(
+                active(&s, &one),
+                "another client cannot revoke it ({format})"
+            );
+            revoke("rs", "rs-secret");
+            assert!(!active(&s, &one), "its client can ({format})");
+            revoke("rs", "rs-secret");
+            assert!(
+                !active(&s, &one),
+                "a second revocation changes nothing ({format})"
+            );
+            assert!(active(&s, &two), "other tokens stay active ({format})");
+        }
+    }
+}
+
+#[test]
 fn introspection_requires_client_auth_and_hides_unknown_tokens() {
     let s = common::start_sqlite(&config("jwt"));
     let t = offline_tokens(&s);

@@ -1,11 +1,11 @@
 //! Token introspection (RFC 7662) and revocation (RFC 7009).
 
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::authorize::Ctx;
 use super::client_auth::{self, Presented};
 use super::scope::Scopes;
-use super::userinfo::validate_access_token;
+use super::userinfo::{unrecorded_row, validate_access_token};
 use super::{OAuthError, Params};
 use crate::jose::verify_jwt;
 use crate::plugin::{run_claims, Claims, Hook, HookContext, REGISTERED_CLAIMS};
@@ -173,24 +173,36 @@ pub async fn revoke(
         }
         return Ok(());
     }
-    let hash = if token.matches('.').count() == 2 {
+    let (hash, claims) = if token.matches('.').count() == 2 {
         match verify_jwt(token, &ctx.tenant.keys) {
-            Ok(claims) => match claims.get("jti").and_then(Value::as_str) {
-                Some(jti) => TokenHash::of(jti),
+            Ok(Value::Object(claims)) => match claims.get("jti").and_then(Value::as_str) {
+                Some(jti) => (TokenHash::of(jti), claims),
                 None => return Ok(()),
             },
-            Err(_) => return Ok(()),
+            _ => return Ok(()),
         }
     } else {
-        TokenHash::of(token)
+        (TokenHash::of(token), Map::new())
     };
-    if let Some(row) = ctx.store.find_access_token(&ctx.tenant.id, hash).await? {
-        if row.client_id == client.id {
+    match ctx.store.find_access_token(&ctx.tenant.id, hash).await? {
+        Some(row) if row.client_id == client.id => {
             ctx.store
                 .revoke_access_token(&ctx.tenant.id, hash, ctx.now)
                 .await?;
-            tracing::info!(tenant = %ctx.tenant.id, client = %client.id, "access token revoked");
         }
+        Some(_) => return Ok(()),
+        None => match unrecorded_row(&ctx.tenant.id, &claims) {
+            Some(row) if row.client_id == client.id && row.expires_at > ctx.now => {
+                ctx.store
+                    .insert_revoked_access_token(AccessTokenRow {
+                        revoked_at: Some(ctx.now),
+                        ..row
+                    })
+                    .await?;
+            }
+            _ => return Ok(()),
+        },
     }
+    tracing::info!(tenant = %ctx.tenant.id, client = %client.id, "access token revoked");
     Ok(())
 }

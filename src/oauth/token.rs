@@ -436,20 +436,26 @@ async fn issue(
             (token, TokenHash::of(&jti), true)
         }
     };
-    ctx.store
-        .insert_access_token(AccessTokenRow {
-            tenant_id: tenant.id.clone(),
-            token_hash: hash,
-            grant_id: grant_id.to_string(),
-            client_id: client.id.clone(),
-            user_sub: user.map(|u| u.sub.clone()),
-            scope: scopes.to_string(),
-            jwt,
-            created_at: now,
-            expires_at: now + expires_in as i64,
-            revoked_at: None,
-        })
-        .await?;
+    // A client-credentials JWT is self-contained and belongs to no grant a
+    // replay could revoke: it gets a row only if it is revoked
+    // (`userinfo::unrecorded_row`). Everything else is recorded now.
+    let recorded = !(jwt && user.is_none());
+    if recorded {
+        ctx.store
+            .insert_access_token(AccessTokenRow {
+                tenant_id: tenant.id.clone(),
+                token_hash: hash,
+                grant_id: grant_id.to_string(),
+                client_id: client.id.clone(),
+                user_sub: user.map(|u| u.sub.clone()),
+                scope: scopes.to_string(),
+                jwt,
+                created_at: now,
+                expires_at: now + expires_in as i64,
+                revoked_at: None,
+            })
+            .await?;
+    }
 
     let id_token = match user {
         Some(u) if scopes.contains("openid") => Some(id_token(

@@ -50,15 +50,43 @@ pub async fn validate_access_token(ctx: &Ctx<'_>, token: &str) -> Result<ValidTo
     } else {
         (TokenHash::of(token), Map::new())
     };
-    let row = ctx
-        .store
-        .find_access_token(&ctx.tenant.id, hash)
-        .await?
-        .ok_or_else(invalid)?;
+    let row = match ctx.store.find_access_token(&ctx.tenant.id, hash).await? {
+        Some(row) => row,
+        // A client-credentials JWT is recorded only once revoked.
+        None => unrecorded_row(&ctx.tenant.id, &claims).ok_or_else(invalid)?,
+    };
     if row.revoked_at.is_some() || row.expires_at <= ctx.now {
         return Err(invalid());
     }
     Ok(ValidToken { row, claims })
+}
+
+/// The row a client-credentials JWT access token would have, from its
+/// (verified) claims; `None` for any other token. Such tokens are not
+/// recorded when issued: they belong to no grant a replay could revoke, so
+/// only their revocation needs a row. User tokens carry `auth_time` (a claim
+/// no script can set) and are always recorded.
+pub fn unrecorded_row(tenant_id: &str, claims: &Map<String, Value>) -> Option<AccessTokenRow> {
+    if claims.contains_key("auth_time") {
+        return None;
+    }
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let client_id = text("client_id")?;
+    if text("sub")? != client_id {
+        return None;
+    }
+    Some(AccessTokenRow {
+        tenant_id: tenant_id.to_string(),
+        token_hash: TokenHash::of(text("jti")?),
+        grant_id: text("jti")?.to_string(),
+        client_id: client_id.to_string(),
+        user_sub: None,
+        scope: text("scope")?.to_string(),
+        jwt: true,
+        created_at: claims.get("iat").and_then(Value::as_i64)?,
+        expires_at: claims.get("exp").and_then(Value::as_i64)?,
+        revoked_at: None,
+    })
 }
 
 /// `GET|POST /userinfo`: the user's claims for the token's scopes.

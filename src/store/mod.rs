@@ -530,6 +530,23 @@ impl Store {
         .await
     }
 
+    /// Record that an access token no row was kept for (a client-credentials
+    /// JWT) is revoked. `row` carries `revoked_at`; a row already there wins.
+    pub async fn insert_revoked_access_token(&self, row: AccessTokenRow) -> Result<(), StoreError> {
+        use schema::access_tokens::dsl as t;
+        self.run(move |conn| {
+            match diesel::insert_into(t::access_tokens)
+                .values(DbAccessToken::from(row))
+                .execute(conn)
+            {
+                Ok(_) => Ok(()),
+                Err(e) if is_unique_violation(&e) => Ok(()),
+                Err(e) => Err(query_error(e)),
+            }
+        })
+        .await
+    }
+
     pub async fn find_access_token(
         &self,
         tenant_id: &str,
