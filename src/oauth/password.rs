@@ -24,10 +24,23 @@ pub fn verify(secret: &[u8], phc: &str) -> bool {
 }
 
 thread_local! {
-    /// Argon2 working memory, kept per thread and reused: a fresh 19 MiB
-    /// allocation per verification is not given back to the system reliably.
+    /// Argon2 working memory, kept per thread and reused while logins queue
+    /// (a fresh 19 MiB allocation per verification is not given back to the
+    /// system reliably), released when the queue runs dry.
     static BLOCKS: std::cell::RefCell<Vec<argon2::Block>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// Give this thread's argon2 working memory back.
+fn release_blocks() {
+    BLOCKS.with(|cell| {
+        if let Ok(mut blocks) = cell.try_borrow_mut() {
+            *blocks = Vec::new();
+        }
+    });
+}
+
+/// Blocks (1 KiB each) reserved at least for the working memory: 33 MiB.
+const MAPPED_BLOCKS: usize = 33 * 1024;
 
 /// Largest argon2 memory cost accepted from a configured hash (256 MiB).
 const MAX_M_COST_KIB: u32 = 256 * 1024;
@@ -53,6 +66,12 @@ fn verify_argon2(secret: &[u8], phc: &str) -> Option<bool> {
     BLOCKS.with(|cell| {
         let mut blocks = cell.try_borrow_mut().ok()?;
         if blocks.len() < blocks_needed {
+            if blocks.capacity() < blocks_needed {
+                // Reserve past glibc's largest mmap threshold (32 MiB) so the
+                // buffer is its own mapping, returned to the system when it is
+                // released; only the blocks used are ever touched.
+                *blocks = Vec::with_capacity(blocks_needed.max(MAPPED_BLOCKS));
+            }
             blocks.resize(blocks_needed, argon2::Block::default());
         }
         argon
@@ -66,34 +85,55 @@ fn verify_argon2(secret: &[u8], phc: &str) -> Option<bool> {
 /// milliseconds each). It runs on a small fixed pool of threads, one per
 /// core, never on the async workers: a login burst queues here instead of
 /// starving token requests, and memory stays bounded by the pool size (each
-/// thread reuses its own allocation arena rather than a new blocking thread
-/// growing a new one).
+/// thread reuses its own working memory while logins queue, rather than a
+/// new blocking thread growing a new arena, and frees it when idle).
 struct Pool {
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
+    queue: std::sync::Mutex<std::collections::VecDeque<Job>>,
+    ready: std::sync::Condvar,
 }
 
 type Job = Box<dyn FnOnce() + Send>;
 
+impl Pool {
+    /// The next job; an idle thread first gives its working memory back.
+    /// `None` if the queue's lock is poisoned (never, as jobs run unlocked).
+    fn next(&self) -> Option<Job> {
+        let mut queue = self.queue.lock().ok()?;
+        if queue.is_empty() {
+            drop(queue);
+            release_blocks();
+            queue = self.queue.lock().ok()?;
+        }
+        loop {
+            if let Some(job) = queue.pop_front() {
+                return Some(job);
+            }
+            queue = self.ready.wait(queue).ok()?;
+        }
+    }
+
+    fn submit(&self, job: Job) -> bool {
+        match self.queue.lock() {
+            Ok(mut queue) => queue.push_back(job),
+            Err(_) => return false,
+        }
+        self.ready.notify_one();
+        true
+    }
+}
+
 fn pool() -> &'static Pool {
     static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
-        let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
         let n = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
         for i in 0..n {
-            let rx = rx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("sesame-kdf-{i}"))
-                .spawn(move || loop {
-                    let job = match rx.lock() {
-                        Ok(guard) => guard.recv(),
-                        Err(_) => return,
-                    };
-                    match job {
-                        Ok(job) => job(),
-                        Err(_) => return,
+                .spawn(|| {
+                    while let Some(job) = pool().next() {
+                        job();
                     }
                 });
             if let Err(e) = spawned {
@@ -101,7 +141,8 @@ fn pool() -> &'static Pool {
             }
         }
         Pool {
-            jobs: std::sync::Mutex::new(tx),
+            queue: std::sync::Mutex::new(std::collections::VecDeque::new()),
+            ready: std::sync::Condvar::new(),
         }
     })
 }
@@ -112,11 +153,7 @@ pub async fn verify_bounded(secret: Vec<u8>, phc: String) -> bool {
     let job: Job = Box::new(move || {
         let _ = tx.send(verify(&secret, &phc));
     });
-    let sent = match pool().jobs.lock() {
-        Ok(jobs) => jobs.send(job).is_ok(),
-        Err(_) => false,
-    };
-    sent && rx.await.unwrap_or(false)
+    pool().submit(job) && rx.await.unwrap_or(false)
 }
 
 #[cfg(test)]
