@@ -202,7 +202,7 @@ fn basic(id: &str, secret: &str) -> String {
     )
 }
 
-/// Run wrk with a Lua script that sets method, body and headers and prints its figures.
+/// Run wrk with a Lua script that sets method, body and headers.
 fn wrk(s: &Settings, url: &str, method: &str, body: &str, headers: &[(&str, String)]) -> Figures {
     let mut lua = format!("wrk.method = \"{method}\"\nwrk.body = \"{body}\"\n");
     if !body.is_empty() {
@@ -211,8 +211,33 @@ fn wrk(s: &Settings, url: &str, method: &str, body: &str, headers: &[(&str, Stri
     for (k, v) in headers {
         lua.push_str(&format!("wrk.headers[\"{k}\"] = \"{v}\"\n"));
     }
-    lua.push_str(
-        "done = function(summary, latency, requests)\n  io.write(string.format(\"FIGURES %d %d %f %f %d\\n\", summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))\nend\n",
+    run_wrk(s, url, &lua, None)
+}
+
+/// Run wrk with `lua` plus a `done` that prints the figures. With `unit`, the
+/// rate counts that per-thread Lua global (summed over wrk's threads) instead
+/// of requests, and the per-thread global `failed` adds to the errors.
+fn run_wrk(s: &Settings, url: &str, lua: &str, unit: Option<&str>) -> Figures {
+    let unit = unit.map_or("nil".to_string(), |u| format!("\"{u}\""));
+    let lua = format!(
+        r#"{lua}
+local threads = {{}}
+function setup(thread) table.insert(threads, thread) end
+done = function(summary, latency, requests)
+  local units, failed = summary.requests, 0
+  if {unit} then
+    units = 0
+    for _, t in ipairs(threads) do
+      units = units + t:get({unit})
+      failed = failed + t:get("failed")
+    end
+  end
+  local e = summary.errors
+  io.write(string.format("FIGURES %d %d %f %f %d\n", units, summary.duration,
+    latency:percentile(50), latency:percentile(99),
+    failed + e.status + e.connect + e.read + e.write + e.timeout))
+end
+"#
     );
     let script = tempfile::Builder::new().suffix(".lua").tempfile().unwrap();
     std::fs::write(script.path(), lua).unwrap();
@@ -236,7 +261,7 @@ fn wrk(s: &Settings, url: &str, method: &str, body: &str, headers: &[(&str, Stri
     let line = text
         .lines()
         .find(|l| l.starts_with("FIGURES"))
-        .unwrap_or_else(|| panic!("wrk said: {text}"));
+        .unwrap_or_else(|| panic!("wrk said: {text} {}", String::from_utf8_lossy(&out.stderr)));
     let f: Vec<f64> = line
         .split_whitespace()
         .skip(1)
@@ -249,6 +274,37 @@ fn wrk(s: &Settings, url: &str, method: &str, body: &str, headers: &[(&str, Stri
         p99_ms: f[3] / 1000.0,
         errors: f[4] as u64,
     }
+}
+
+/// wrk's Lua for code flows over an existing SSO session: each connection
+/// sends `GET /authorize` with the session cookie, and the code from its
+/// redirect goes out in the next `POST /token` of the same wrk thread.
+/// `flows` counts token responses with an ID token.
+fn sso_flow_lua(authorize: &str, token: &str, cookie: &str, basic: &str) -> String {
+    format!(
+        r#"local authorize = wrk.format("GET", "{authorize}", {{ ["Cookie"] = "{cookie}" }})
+local codes = {{}}
+flows, failed = 0, 0
+request = function()
+  local code = table.remove(codes)
+  if code == nil then return authorize end
+  return wrk.format("POST", "{token}", {{
+    ["Authorization"] = "{basic}",
+    ["Content-Type"] = "application/x-www-form-urlencoded",
+  }}, "grant_type=authorization_code&redirect_uri={cb}&code=" .. code)
+end
+response = function(status, headers, body)
+  if status == 200 and body:find('"id_token"', 1, true) then
+    flows = flows + 1
+    return
+  end
+  local location = headers["location"] or headers["Location"]
+  local code = location and location:match("[?&]code=([^&]+)")
+  if code then table.insert(codes, code) else failed = failed + 1 end
+end
+"#,
+        cb = url::form_urlencoded::byte_serialize(CB.as_bytes()).collect::<String>(),
+    )
 }
 
 /// A browser-like async client: no redirects, cookies kept.
@@ -579,53 +635,30 @@ fn main() {
     // token) per flow, as in the reference's flow figure.
     let flow_issuer = opaque.clone().unwrap_or_else(|| jwt.clone());
     if wanted("flow_sso") {
-        // Every worker signs in once; each flow is then authorize (session) → code → token.
-        let workers: Vec<reqwest::Client> = rt.block_on(async {
-            let mut v = Vec::new();
-            for _ in 0..s.concurrency {
-                let b = browser();
-                let code = login_flow(&b, &flow_issuer, "openid profile").await;
-                exchange(&b, &flow_issuer, &code).await;
-                v.push(b);
-            }
-            v
+        // One sign-in sets up the SSO session; wrk then runs the flows with
+        // its cookie: GET authorize (session) → code → POST token.
+        let jar = Arc::new(reqwest::cookie::Jar::default());
+        let b = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_provider(jar.clone())
+            .build()
+            .unwrap();
+        let authorize = url::Url::parse(&authorize_url(&flow_issuer, "openid profile")).unwrap();
+        rt.block_on(async {
+            let code = login_flow(&b, &flow_issuer, "openid profile").await;
+            exchange(&b, &flow_issuer, &code).await;
         });
-        let issuer = flow_issuer.clone();
+        let cookie = reqwest::cookie::CookieStore::cookies(&*jar, &authorize)
+            .expect("the sign-in set a session cookie");
+        let token = url::Url::parse(&format!("{flow_issuer}/token")).unwrap();
+        let lua = sso_flow_lua(
+            &authorize[url::Position::BeforePath..],
+            token.path(),
+            cookie.to_str().unwrap(),
+            &basic("web", "web-secret"),
+        );
         let (f, rss) = with_rss(target.pid, || {
-            rt.block_on(drive(&s, workers, move |b: reqwest::Client| {
-                let issuer = issuer.clone();
-                async move {
-                    let ok = async {
-                        let r = b
-                            .get(authorize_url(&issuer, "openid profile"))
-                            .send()
-                            .await
-                            .ok()?;
-                        let loc = r.headers().get("location")?.to_str().ok()?.to_string();
-                        let code = url::Url::parse(&loc)
-                            .ok()?
-                            .query_pairs()
-                            .find(|(k, _)| k == "code")?
-                            .1
-                            .into_owned();
-                        let r = b
-                            .post(format!("{issuer}/token"))
-                            .basic_auth("web", Some("web-secret"))
-                            .form(&[
-                                ("grant_type", "authorization_code"),
-                                ("code", code.as_str()),
-                                ("redirect_uri", CB),
-                            ])
-                            .send()
-                            .await
-                            .ok()?;
-                        (r.status() == 200).then_some(())
-                    }
-                    .await
-                    .is_some();
-                    (b, ok)
-                }
-            }))
+            run_wrk(&s, &flow_issuer, &lua, Some("flows"))
         });
         report("flow_sso (flows)", f, rss);
     }
