@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use sesame::jose::{Alg, SigningKey};
 use sesame::oauth::client_auth::{authenticate, Presented};
-use sesame::store::{CodeConsumption, CodeRow, Store, TokenHash};
+use sesame::store::{AccessTokenRow, CodeConsumption, CodeRow, Issued, Store, TokenHash};
 use sesame::tenant::Tenant;
 
 fn quick() -> bool {
@@ -113,33 +113,53 @@ fn main() {
     .unwrap();
     store.migrate().unwrap();
     let mut i = 0u64;
-    bench("code insert + consume (SQLite)", || {
-        i += 1;
-        let code = format!("code-{i}");
-        let row = CodeRow {
-            tenant_id: "bench".into(),
-            code_hash: TokenHash::of(&code),
-            grant_id: format!("g{i}"),
-            client_id: "web".into(),
-            user_sub: "3f6c0a".into(),
-            redirect_uri: "http://bench.test/cb".into(),
-            scope: "openid".into(),
-            nonce: None,
-            code_challenge: None,
-            code_challenge_method: None,
-            auth_time: 1,
-            refresh_token: false,
-            created_at: 1,
-            expires_at: i64::MAX / 2,
-            consumed_at: None,
-        };
-        rt.block_on(async {
-            store.insert_code(row).await.unwrap();
-            let c = store
-                .consume_code("bench", TokenHash::of(&code), 2)
-                .await
-                .unwrap();
-            assert!(matches!(c, CodeConsumption::Consumed(_)));
-        });
-    });
+    bench(
+        "code insert, then find + consume with its access token (SQLite)",
+        || {
+            i += 1;
+            let code = format!("code-{i}");
+            let row = CodeRow {
+                tenant_id: "bench".into(),
+                code_hash: TokenHash::of(&code),
+                grant_id: format!("g{i}"),
+                client_id: "web".into(),
+                user_sub: "3f6c0a".into(),
+                redirect_uri: "http://bench.test/cb".into(),
+                scope: "openid".into(),
+                nonce: None,
+                code_challenge: None,
+                code_challenge_method: None,
+                auth_time: 1,
+                refresh_token: false,
+                created_at: 1,
+                expires_at: i64::MAX / 2,
+                consumed_at: None,
+            };
+            rt.block_on(async {
+                store.insert_code(row).await.unwrap();
+                // As the token endpoint does: read the code, then spend it and
+                // write the access token in one transaction.
+                let hash = TokenHash::of(&code);
+                let row = store.find_code("bench", hash).await.unwrap().unwrap();
+                let access = AccessTokenRow {
+                    tenant_id: "bench".into(),
+                    token_hash: TokenHash::of(&format!("access-{i}")),
+                    grant_id: row.grant_id,
+                    client_id: row.client_id,
+                    user_sub: Some(row.user_sub),
+                    scope: row.scope,
+                    jwt: false,
+                    created_at: 2,
+                    expires_at: i64::MAX / 2,
+                    revoked_at: None,
+                };
+                let issued = Issued {
+                    access_token: Some(access),
+                    refresh_token: None,
+                };
+                let c = store.consume_code("bench", hash, 2, issued).await.unwrap();
+                assert!(matches!(c, CodeConsumption::Consumed(_)));
+            });
+        },
+    );
 }

@@ -401,6 +401,19 @@ fn code_of_another_client_is_invalid_grant() {
     );
     assert_eq!(r.status(), 400);
     assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_grant");
+    // Another client cannot spend the code: its own client still can.
+    let r = token_basic(
+        &s,
+        "demo",
+        "trusted",
+        "trusted-secret",
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://trusted.test/cb"),
+        ],
+    );
+    assert_eq!(r.status(), 200);
 }
 
 #[test]

@@ -76,6 +76,14 @@ fn refresh(tenant: &str, secret: &str, grant: &str, parent: Option<&str>) -> Ref
     }
 }
 
+/// The rows a refresh writes when only its successor is issued.
+fn successor(next: RefreshTokenRow) -> Issued {
+    Issued {
+        access_token: None,
+        refresh_token: Some(next),
+    }
+}
+
 fn access(tenant: &str, secret: &str, grant: &str) -> AccessTokenRow {
     AccessTokenRow {
         tenant_id: tenant.into(),
@@ -346,7 +354,10 @@ async fn codes_are_single_use() {
         store.insert_code(no_nonce.clone()).await.unwrap();
 
         assert_eq!(
-            store.consume_code(B, h("code-1"), NOW).await.unwrap(),
+            store
+                .consume_code(B, h("code-1"), NOW, Issued::default())
+                .await
+                .unwrap(),
             CodeConsumption::NotFound,
             "{tdb:?}"
         );
@@ -355,19 +366,74 @@ async fn codes_are_single_use() {
             ..row.clone()
         };
         assert_eq!(
-            store.consume_code(A, h("code-1"), NOW + 1).await.unwrap(),
+            store.find_code(A, h("code-1")).await.unwrap(),
+            Some(row.clone())
+        );
+        assert_eq!(store.find_code(B, h("code-1")).await.unwrap(), None);
+        // The winner's tokens are written with the consumption; a loser's are not.
+        let issued = |secret: &str| Issued {
+            access_token: Some(access(A, &format!("a-{secret}"), "grant-1")),
+            refresh_token: Some(refresh(A, &format!("r-{secret}"), "grant-1", None)),
+        };
+        assert_eq!(
+            store
+                .consume_code(A, h("code-1"), NOW + 1, issued("won"))
+                .await
+                .unwrap(),
             CodeConsumption::Consumed(consumed.clone())
         );
         assert_eq!(
-            store.consume_code(A, h("code-1"), NOW + 2).await.unwrap(),
-            CodeConsumption::AlreadyUsed(consumed)
+            store
+                .consume_code(A, h("code-1"), NOW + 2, issued("lost"))
+                .await
+                .unwrap(),
+            CodeConsumption::AlreadyUsed(consumed.clone())
         );
         assert_eq!(
-            store.consume_code(A, h("nope"), NOW).await.unwrap(),
+            store.find_code(A, h("code-1")).await.unwrap(),
+            Some(consumed)
+        );
+        let won = issued("won");
+        assert_eq!(
+            store.find_access_token(A, h("a-won")).await.unwrap(),
+            won.access_token,
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store.find_refresh_token(A, h("r-won")).await.unwrap(),
+            won.refresh_token,
+            "{tdb:?}"
+        );
+        assert_eq!(store.find_access_token(A, h("a-lost")).await.unwrap(), None);
+        assert_eq!(
+            store.find_refresh_token(A, h("r-lost")).await.unwrap(),
+            None
+        );
+        // Tokens of another tenant are refused before anything is spent.
+        assert!(store
+            .consume_code(
+                A,
+                h("code-2"),
+                NOW,
+                Issued {
+                    access_token: Some(access(B, "a-b", "grant-2")),
+                    refresh_token: None,
+                }
+            )
+            .await
+            .is_err());
+        assert_eq!(
+            store
+                .consume_code(A, h("nope"), NOW, Issued::default())
+                .await
+                .unwrap(),
             CodeConsumption::NotFound
         );
         assert_eq!(
-            store.consume_code(A, h("code-2"), NOW).await.unwrap(),
+            store
+                .consume_code(A, h("code-2"), NOW, Issued::default())
+                .await
+                .unwrap(),
             CodeConsumption::Consumed(CodeRow {
                 consumed_at: Some(NOW),
                 ..no_nonce
@@ -389,7 +455,9 @@ async fn concurrent_consume_code_has_one_winner() {
             let (store, barrier) = (store.clone(), barrier.clone());
             set.spawn(async move {
                 barrier.wait().await;
-                store.consume_code(A, h("hot-code"), NOW).await
+                store
+                    .consume_code(A, h("hot-code"), NOW, Issued::default())
+                    .await
             });
         }
         let (mut consumed, mut replays) = (0, 0);
@@ -421,7 +489,7 @@ async fn refresh_tokens_rotate_once() {
         );
         assert_eq!(
             store
-                .rotate_refresh_token(B, h("rt-1"), None, NOW)
+                .rotate_refresh_token(B, h("rt-1"), Issued::default(), NOW)
                 .await
                 .unwrap(),
             Rotation::NotFound
@@ -430,7 +498,7 @@ async fn refresh_tokens_rotate_once() {
         let second = refresh(A, "rt-2", "g1", Some("rt-1"));
         assert_eq!(
             store
-                .rotate_refresh_token(A, h("rt-1"), Some(second.clone()), NOW + 5)
+                .rotate_refresh_token(A, h("rt-1"), successor(second.clone()), NOW + 5)
                 .await
                 .unwrap(),
             Rotation::Rotated
@@ -453,7 +521,7 @@ async fn refresh_tokens_rotate_once() {
         let third = refresh(A, "rt-3", "g1", Some("rt-1"));
         assert_eq!(
             store
-                .rotate_refresh_token(A, h("rt-1"), Some(third), NOW + 6)
+                .rotate_refresh_token(A, h("rt-1"), successor(third), NOW + 6)
                 .await
                 .unwrap(),
             Rotation::AlreadyUsed
@@ -461,7 +529,7 @@ async fn refresh_tokens_rotate_once() {
         assert_eq!(store.find_refresh_token(A, h("rt-3")).await.unwrap(), None);
         assert_eq!(
             store
-                .rotate_refresh_token(A, h("unknown"), None, NOW)
+                .rotate_refresh_token(A, h("unknown"), Issued::default(), NOW)
                 .await
                 .unwrap(),
             Rotation::NotFound
@@ -470,7 +538,7 @@ async fn refresh_tokens_rotate_once() {
         // Without a successor (e.g. a last use); then a revoked token.
         assert_eq!(
             store
-                .rotate_refresh_token(A, h("rt-2"), None, NOW + 7)
+                .rotate_refresh_token(A, h("rt-2"), Issued::default(), NOW + 7)
                 .await
                 .unwrap(),
             Rotation::Rotated
@@ -482,7 +550,7 @@ async fn refresh_tokens_rotate_once() {
         store.revoke_grant(A, "g2", NOW).await.unwrap();
         assert_eq!(
             store
-                .rotate_refresh_token(A, h("rt-x"), None, NOW + 1)
+                .rotate_refresh_token(A, h("rt-x"), Issued::default(), NOW + 1)
                 .await
                 .unwrap(),
             Rotation::AlreadyUsed
@@ -505,7 +573,7 @@ async fn concurrent_rotation_has_one_winner() {
                 barrier.wait().await;
                 let next = refresh(A, &format!("hot-next-{i}"), "g-hot", Some("hot-rt"));
                 store
-                    .rotate_refresh_token(A, h("hot-rt"), Some(next), NOW + 1)
+                    .rotate_refresh_token(A, h("hot-rt"), successor(next), NOW + 1)
                     .await
             });
         }
@@ -646,7 +714,11 @@ async fn revoke_grant_revokes_the_family() {
                 "{tdb:?} {t}"
             );
         }
-        match store.consume_code(A, h("c-g1"), NOW + 10).await.unwrap() {
+        match store
+            .consume_code(A, h("c-g1"), NOW + 10, Issued::default())
+            .await
+            .unwrap()
+        {
             CodeConsumption::AlreadyUsed(row) => assert_eq!(row.consumed_at, Some(NOW + 9)),
             other => panic!("{tdb:?}: {other:?}"),
         }
@@ -687,7 +759,10 @@ async fn revoke_grant_revokes_the_family() {
             None
         );
         assert!(matches!(
-            store.consume_code(B, h("c-b-g1"), NOW).await.unwrap(),
+            store
+                .consume_code(B, h("c-b-g1"), NOW, Issued::default())
+                .await
+                .unwrap(),
             CodeConsumption::Consumed(_)
         ));
         // Revoking again (or an unknown grant) is harmless.
@@ -803,7 +878,10 @@ async fn purge_removes_only_expired_rows() {
         assert_eq!(store.purge_expired(NOW, 2).await.unwrap(), 0, "{tdb:?}");
 
         assert_eq!(
-            store.consume_code(A, h("old-code"), NOW).await.unwrap(),
+            store
+                .consume_code(A, h("old-code"), NOW, Issued::default())
+                .await
+                .unwrap(),
             CodeConsumption::NotFound
         );
         assert_eq!(
@@ -818,11 +896,17 @@ async fn purge_removes_only_expired_rows() {
         assert!(!store.revoke_session(A, h("old-sid-1"), NOW).await.unwrap());
 
         assert!(matches!(
-            store.consume_code(A, h("recent-code"), NOW).await.unwrap(),
+            store
+                .consume_code(A, h("recent-code"), NOW, Issued::default())
+                .await
+                .unwrap(),
             CodeConsumption::Consumed(_)
         ));
         assert!(matches!(
-            store.consume_code(A, h("live-code"), NOW).await.unwrap(),
+            store
+                .consume_code(A, h("live-code"), NOW, Issued::default())
+                .await
+                .unwrap(),
             CodeConsumption::Consumed(_)
         ));
         assert!(store

@@ -10,7 +10,9 @@ use super::{pkce, random_token, ErrorCode, OAuthError, Params};
 use crate::config::{AccessTokenFormat, GrantType};
 use crate::jose::at_hash;
 use crate::plugin::{run_claims, Claims, Hook, HookContext};
-use crate::store::{AccessTokenRow, CodeConsumption, RefreshTokenRow, Rotation, TokenHash};
+use crate::store::{
+    AccessTokenRow, CodeConsumption, CodeRow, Issued, RefreshTokenRow, Rotation, TokenHash,
+};
 use crate::tenant::{standard_claims, Client, Tenant, User};
 
 /// The JSON body of a successful token response (RFC 6749 §5.1).
@@ -82,23 +84,11 @@ async fn authorization_code(
     if redirect_uri.is_none() && client.redirect_uris.len() != 1 {
         return Err(OAuthError::invalid_request("redirect_uri is required"));
     }
-    let row = match ctx
-        .store
-        .consume_code(&ctx.tenant.id, TokenHash::of(code), ctx.now)
-        .await?
-    {
-        CodeConsumption::Consumed(row) => row,
-        CodeConsumption::AlreadyUsed(row) => {
-            // RFC 6749 §4.1.2: a replayed code revokes what it produced.
-            tracing::warn!(tenant = %ctx.tenant.id, client = %row.client_id, "authorization code replayed; revoking its grant");
-            ctx.store
-                .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
-                .await?;
-            return Err(OAuthError::invalid_grant(
-                "the authorization code was already used",
-            ));
-        }
-        CodeConsumption::NotFound => {
+    let hash = TokenHash::of(code);
+    let row = match ctx.store.find_code(&ctx.tenant.id, hash).await? {
+        Some(row) if row.consumed_at.is_some() => return Err(code_replayed(ctx, &row).await),
+        Some(row) => row,
+        None => {
             return Err(OAuthError::invalid_grant(
                 "the authorization code is invalid",
             ))
@@ -147,7 +137,16 @@ async fn authorization_code(
         refresh_token: row.refresh_token,
     };
     let decision = token_decision(ctx, client, Some(&user), &scopes, grant, default, true)?;
-    issue(
+    let family = Family {
+        grant_id: &row.grant_id,
+        user_sub: &row.user_sub,
+        auth_time: row.auth_time,
+        expires_at: ctx.now + client.lifetimes.refresh_token_family.as_secs() as i64,
+    };
+    let refresh = decision
+        .refresh_token
+        .then(|| new_refresh_token(ctx, client, &family, &decision.granted.to_string(), None));
+    let (response, issued) = issue(
         ctx,
         client,
         Subject::User(&user),
@@ -159,9 +158,71 @@ async fn authorization_code(
         &row.grant_id,
         row.auth_time,
         row.nonce.as_deref(),
-        decision.refresh_token,
-    )
-    .await
+        refresh,
+    )?;
+    // The code is spent and the tokens written in one transaction; a request
+    // that loses a race for the code is a replay.
+    match ctx
+        .store
+        .consume_code(&ctx.tenant.id, hash, ctx.now, issued)
+        .await?
+    {
+        CodeConsumption::Consumed(_) => Ok(response),
+        CodeConsumption::AlreadyUsed(row) => Err(code_replayed(ctx, &row).await),
+        CodeConsumption::NotFound => Err(OAuthError::invalid_grant(
+            "the authorization code is invalid",
+        )),
+    }
+}
+
+/// RFC 6749 §4.1.2: a code presented again revokes what it produced.
+async fn code_replayed(ctx: &Ctx<'_>, row: &CodeRow) -> OAuthError {
+    tracing::warn!(tenant = %ctx.tenant.id, client = %row.client_id, "authorization code replayed; revoking its grant");
+    match ctx
+        .store
+        .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
+        .await
+    {
+        Ok(()) => OAuthError::invalid_grant("the authorization code was already used"),
+        Err(e) => e.into(),
+    }
+}
+
+/// The refresh-token family of a grant.
+struct Family<'a> {
+    grant_id: &'a str,
+    user_sub: &'a str,
+    auth_time: i64,
+    /// No token of the family outlives this.
+    expires_at: i64,
+}
+
+/// A new refresh token of `family` with `scope`, the successor of `parent`.
+fn new_refresh_token(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    family: &Family<'_>,
+    scope: &str,
+    parent: Option<TokenHash>,
+) -> (String, RefreshTokenRow) {
+    let token = random_token();
+    let lifetime = client.lifetimes.refresh_token.as_secs() as i64;
+    let row = RefreshTokenRow {
+        tenant_id: ctx.tenant.id.clone(),
+        token_hash: TokenHash::of(&token),
+        grant_id: family.grant_id.to_string(),
+        parent_hash: parent,
+        client_id: client.id.clone(),
+        user_sub: family.user_sub.to_string(),
+        scope: scope.to_string(),
+        auth_time: family.auth_time,
+        created_at: ctx.now,
+        expires_at: (ctx.now + lifetime).min(family.expires_at),
+        family_expires_at: family.expires_at,
+        used_at: None,
+        revoked_at: None,
+    };
+    (token, row)
 }
 
 /// A grant's decision at the token endpoint: `default`, then the scope
@@ -252,44 +313,16 @@ async fn refresh_token(
     let decision = token_decision(ctx, client, Some(&user), &requested, grant, default, true)?;
     // The successor keeps the family's original scope, so a narrower refresh
     // does not shrink what later refreshes may ask for.
-    let successor = random_token();
-    let lifetime = client.lifetimes.refresh_token.as_secs() as i64;
-    let next = RefreshTokenRow {
-        tenant_id: ctx.tenant.id.clone(),
-        token_hash: TokenHash::of(&successor),
-        grant_id: row.grant_id.clone(),
-        parent_hash: Some(hash),
-        client_id: client.id.clone(),
-        user_sub: row.user_sub.clone(),
-        scope: row.scope.clone(),
+    let family = Family {
+        grant_id: &row.grant_id,
+        user_sub: &row.user_sub,
         auth_time: row.auth_time,
-        created_at: ctx.now,
-        expires_at: (ctx.now + lifetime).min(row.family_expires_at),
-        family_expires_at: row.family_expires_at,
-        used_at: None,
-        revoked_at: None,
+        expires_at: row.family_expires_at,
     };
-    match ctx
-        .store
-        .rotate_refresh_token(
-            &ctx.tenant.id,
-            hash,
-            decision.refresh_token.then_some(next),
-            ctx.now,
-        )
-        .await?
-    {
-        Rotation::Rotated => {}
-        Rotation::AlreadyUsed => {
-            tracing::warn!(tenant = %ctx.tenant.id, client = %client.id, "refresh token used twice; revoking its family");
-            ctx.store
-                .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
-                .await?;
-            return Err(invalid());
-        }
-        Rotation::NotFound => return Err(invalid()),
-    }
-    let mut response = issue(
+    let successor = decision
+        .refresh_token
+        .then(|| new_refresh_token(ctx, client, &family, &row.scope, Some(hash)));
+    let (response, issued) = issue(
         ctx,
         client,
         Subject::User(&user),
@@ -301,11 +334,23 @@ async fn refresh_token(
         &row.grant_id,
         row.auth_time,
         None,
-        false,
-    )
-    .await?;
-    response.refresh_token = decision.refresh_token.then_some(successor);
-    Ok(response)
+        successor,
+    )?;
+    match ctx
+        .store
+        .rotate_refresh_token(&ctx.tenant.id, hash, issued, ctx.now)
+        .await?
+    {
+        Rotation::Rotated => Ok(response),
+        Rotation::AlreadyUsed => {
+            tracing::warn!(tenant = %ctx.tenant.id, client = %client.id, "refresh token used twice; revoking its family");
+            ctx.store
+                .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
+                .await?;
+            Err(invalid())
+        }
+        Rotation::NotFound => Err(invalid()),
+    }
 }
 
 async fn client_credentials(
@@ -328,7 +373,7 @@ async fn client_credentials(
     }
     let decision = token_decision(ctx, client, None, &requested, grant, default, false)?;
     let grant_id = random_token();
-    issue(
+    let (response, issued) = issue(
         ctx,
         client,
         Subject::Client,
@@ -340,9 +385,10 @@ async fn client_credentials(
         &grant_id,
         ctx.now,
         None,
-        false,
-    )
-    .await
+        None,
+    )?;
+    ctx.store.insert_issued(issued).await?;
+    Ok(response)
 }
 
 /// The grant a token is issued for, as plugin scripts see it.
@@ -358,10 +404,10 @@ pub enum Subject<'a> {
     Client,
 }
 
-/// Issue an access token (and an ID token with `openid`, and a refresh token
-/// when `with_refresh_token`) for one grant.
+/// Issue an access token (and an ID token with `openid`, and `refresh`'s
+/// token) for one grant: the response, and the rows the caller writes.
 #[allow(clippy::too_many_arguments)]
-async fn issue(
+fn issue(
     ctx: &Ctx<'_>,
     client: &Client,
     subject: Subject<'_>,
@@ -370,8 +416,8 @@ async fn issue(
     grant_id: &str,
     auth_time: i64,
     nonce: Option<&str>,
-    with_refresh_token: bool,
-) -> Result<TokenResponse, OAuthError> {
+    refresh: Option<(String, RefreshTokenRow)>,
+) -> Result<(TokenResponse, Issued), OAuthError> {
     let tenant = ctx.tenant;
     let now = ctx.now;
     let expires_in = client.lifetimes.access_token.as_secs();
@@ -438,24 +484,19 @@ async fn issue(
     };
     // A client-credentials JWT is self-contained and belongs to no grant a
     // replay could revoke: it gets a row only if it is revoked
-    // (`userinfo::unrecorded_row`). Everything else is recorded now.
-    let recorded = !(jwt && user.is_none());
-    if recorded {
-        ctx.store
-            .insert_access_token(AccessTokenRow {
-                tenant_id: tenant.id.clone(),
-                token_hash: hash,
-                grant_id: grant_id.to_string(),
-                client_id: client.id.clone(),
-                user_sub: user.map(|u| u.sub.clone()),
-                scope: scopes.to_string(),
-                jwt,
-                created_at: now,
-                expires_at: now + expires_in as i64,
-                revoked_at: None,
-            })
-            .await?;
-    }
+    // (`userinfo::unrecorded_row`). Everything else is recorded.
+    let access_row = (!jwt || user.is_some()).then(|| AccessTokenRow {
+        tenant_id: tenant.id.clone(),
+        token_hash: hash,
+        grant_id: grant_id.to_string(),
+        client_id: client.id.clone(),
+        user_sub: user.map(|u| u.sub.clone()),
+        scope: scopes.to_string(),
+        jwt,
+        created_at: now,
+        expires_at: now + expires_in as i64,
+        revoked_at: None,
+    });
 
     let id_token = match user {
         Some(u) if scopes.contains("openid") => Some(id_token(
@@ -472,40 +513,21 @@ async fn issue(
         _ => None,
     };
 
-    let refresh_token = match user {
-        Some(u) if with_refresh_token => {
-            let token = random_token();
-            let family = now + client.lifetimes.refresh_token_family.as_secs() as i64;
-            ctx.store
-                .insert_refresh_token(RefreshTokenRow {
-                    tenant_id: tenant.id.clone(),
-                    token_hash: TokenHash::of(&token),
-                    grant_id: grant_id.to_string(),
-                    parent_hash: None,
-                    client_id: client.id.clone(),
-                    user_sub: u.sub.clone(),
-                    scope: scopes.to_string(),
-                    auth_time,
-                    created_at: now,
-                    expires_at: (now + client.lifetimes.refresh_token.as_secs() as i64).min(family),
-                    family_expires_at: family,
-                    used_at: None,
-                    revoked_at: None,
-                })
-                .await?;
-            Some(token)
-        }
-        _ => None,
-    };
-
-    Ok(TokenResponse {
-        access_token,
-        token_type: "Bearer",
-        expires_in,
-        scope: scopes.to_string(),
-        id_token,
-        refresh_token,
-    })
+    let (refresh_token, refresh_row) = refresh.unzip();
+    Ok((
+        TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in,
+            scope: scopes.to_string(),
+            id_token,
+            refresh_token,
+        },
+        Issued {
+            access_token: access_row,
+            refresh_token: refresh_row,
+        },
+    ))
 }
 
 /// OIDC Core §2 ID token, with the user's claims for the granted scopes.

@@ -8,6 +8,7 @@
 //! exactly one caller wins, on one node or many.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -65,6 +66,10 @@ pub struct Store {
     /// Upper bound of a readiness check: a database that can't answer
     /// `SELECT 1` in about `connect_timeout` is not ready.
     ping_deadline: Duration,
+    /// SQLite takes one writer at a time, and a writer that finds the lock
+    /// taken sleeps in its busy handler (1 ms and up). This node's writers
+    /// queue here instead, and are woken the moment the lock is free.
+    writer: Option<Arc<Mutex<()>>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -107,6 +112,7 @@ impl Store {
             backend,
             deadline: connect_timeout + WORK_TIMEOUT,
             ping_deadline: connect_timeout + Duration::from_secs(1),
+            writer: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
         })
     }
 
@@ -130,16 +136,34 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
     {
-        self.run_within(self.deadline, f).await
+        self.run_within(self.deadline, None, f).await
     }
 
-    async fn run_within<T, F>(&self, deadline: Duration, f: F) -> Result<T, StoreError>
+    /// [`Store::run`] for work that writes: on SQLite, one writer at a time.
+    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.run_within(self.deadline, self.writer.clone(), f).await
+    }
+
+    async fn run_within<T, F>(
+        &self,
+        deadline: Duration,
+        writer: Option<Arc<Mutex<()>>>,
+        f: F,
+    ) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
         let work = tokio::task::spawn_blocking(move || {
+            // The gate guards no data: a panicked writer leaves nothing to heal.
+            let _turn = writer
+                .as_ref()
+                .map(|w| w.lock().unwrap_or_else(|e| e.into_inner()));
             let mut conn = pool
                 .get()
                 .map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -158,7 +182,7 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run_within(self.ping_deadline, |conn| {
+        self.run_within(self.ping_deadline, None, |conn| {
             q(diesel::sql_query("SELECT 1").execute(conn)).map(|_| ())
         })
         .await
@@ -172,7 +196,7 @@ impl Store {
         key: StoredKey,
     ) -> Result<StoredKey, StoreError> {
         use schema::signing_keys::dsl as k;
-        self.run(move |conn| {
+        self.write(move |conn| {
             let find = |conn: &mut Db| {
                 q(k::signing_keys
                     .filter(k::tenant_id.eq(&key.tenant_id))
@@ -201,7 +225,7 @@ impl Store {
 
     pub async fn insert_auth_request(&self, row: AuthRequestRow) -> Result<(), StoreError> {
         use schema::auth_requests::dsl as a;
-        self.run(move |conn| {
+        self.write(move |conn| {
             q(diesel::insert_into(a::auth_requests)
                 .values(DbAuthRequest::from(row))
                 .execute(conn))
@@ -241,7 +265,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         use schema::auth_requests::dsl as a;
         let tenant = tenant_id.to_string();
-        self.run(move |conn| {
+        self.write(move |conn| {
             q(diesel::delete(
                 a::auth_requests
                     .filter(a::tenant_id.eq(&tenant))
@@ -255,7 +279,7 @@ impl Store {
 
     pub async fn insert_session(&self, row: SessionRow) -> Result<(), StoreError> {
         use schema::sessions::dsl as s;
-        self.run(move |conn| {
+        self.write(move |conn| {
             q(diesel::insert_into(s::sessions)
                 .values(DbSession::from(row))
                 .execute(conn))
@@ -297,7 +321,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         use schema::sessions::dsl as s;
         let tenant = tenant_id.to_string();
-        self.run(move |conn| {
+        self.write(move |conn| {
             q(diesel::update(
                 s::sessions
                     .filter(s::tenant_id.eq(&tenant))
@@ -353,7 +377,7 @@ impl Store {
             user_sub.to_string(),
             scope.to_string(),
         );
-        self.run(move |conn| {
+        self.write(move |conn| {
             for _ in 0..3 {
                 let updated = q(diesel::update(
                     c::consents
@@ -389,7 +413,7 @@ impl Store {
 
     pub async fn insert_code(&self, row: CodeRow) -> Result<(), StoreError> {
         use schema::authorization_codes::dsl as c;
-        self.run(move |conn| {
+        self.write(move |conn| {
             q(diesel::insert_into(c::authorization_codes)
                 .values(DbCode::from(row))
                 .execute(conn))
@@ -400,30 +424,60 @@ impl Store {
 
     /// Atomically mark the code consumed (`UPDATE … WHERE consumed_at IS NULL`; the row count decides).
     /// Expiry is not checked here: the caller checks the returned row's `expires_at`.
+    pub async fn find_code(
+        &self,
+        tenant_id: &str,
+        hash: TokenHash,
+    ) -> Result<Option<CodeRow>, StoreError> {
+        use schema::authorization_codes::dsl as c;
+        let tenant = tenant_id.to_string();
+        self.run(move |conn| {
+            q(c::authorization_codes
+                .filter(c::tenant_id.eq(&tenant))
+                .filter(c::code_hash.eq(hash.0.as_slice()))
+                .select(DbCode::as_select())
+                .first(conn)
+                .optional())?
+            .map(CodeRow::try_from)
+            .transpose()
+        })
+        .await
+    }
+
+    /// Spend a code: in one transaction, mark it consumed unless it already
+    /// was and, if this request won, write the tokens `issued` for it.
     pub async fn consume_code(
         &self,
         tenant_id: &str,
         hash: TokenHash,
         now: i64,
+        issued: Issued,
     ) -> Result<CodeConsumption, StoreError> {
         use schema::authorization_codes::dsl as c;
         let tenant = tenant_id.to_string();
-        self.run(move |conn| {
-            let won = q(diesel::update(
-                c::authorization_codes
+        let issued = DbIssued::new(tenant_id, issued)?;
+        self.write(move |conn| {
+            let (won, row) = q(write_tx(conn, |conn| {
+                let won = diesel::update(
+                    c::authorization_codes
+                        .filter(c::tenant_id.eq(&tenant))
+                        .filter(c::code_hash.eq(hash.0.as_slice()))
+                        .filter(c::consumed_at.is_null()),
+                )
+                .set(c::consumed_at.eq(Some(now)))
+                .execute(conn)?
+                    == 1;
+                if won {
+                    issued.insert(conn)?;
+                }
+                let row = c::authorization_codes
                     .filter(c::tenant_id.eq(&tenant))
                     .filter(c::code_hash.eq(hash.0.as_slice()))
-                    .filter(c::consumed_at.is_null()),
-            )
-            .set(c::consumed_at.eq(Some(now)))
-            .execute(conn))?
-                == 1;
-            let row = q(c::authorization_codes
-                .filter(c::tenant_id.eq(&tenant))
-                .filter(c::code_hash.eq(hash.0.as_slice()))
-                .select(DbCode::as_select())
-                .first(conn)
-                .optional())?;
+                    .select(DbCode::as_select())
+                    .first(conn)
+                    .optional()?;
+                Ok((won, row))
+            }))?;
             Ok(match row {
                 None => CodeConsumption::NotFound,
                 Some(row) if won => CodeConsumption::Consumed(row.try_into()?),
@@ -433,9 +487,24 @@ impl Store {
         .await
     }
 
+    /// Write the tokens of a grant that spends nothing (client credentials).
+    pub async fn insert_issued(&self, issued: Issued) -> Result<(), StoreError> {
+        let Some(tenant) = issued
+            .access_token
+            .as_ref()
+            .map(|t| t.tenant_id.clone())
+            .or_else(|| issued.refresh_token.as_ref().map(|t| t.tenant_id.clone()))
+        else {
+            return Ok(());
+        };
+        let issued = DbIssued::new(&tenant, issued)?;
+        self.write(move |conn| q(write_tx(conn, |conn| issued.insert(conn))))
+            .await
+    }
+
     pub async fn insert_refresh_token(&self, row: RefreshTokenRow) -> Result<(), StoreError> {
         use schema::refresh_tokens::dsl as r;
-        self.run(move |conn| {
+        self.write(move |conn| {
             q(diesel::insert_into(r::refresh_tokens)
                 .values(DbRefreshToken::from(row))
                 .execute(conn))
@@ -466,24 +535,20 @@ impl Store {
 
     /// In one transaction: mark `old` used if it is unused and unrevoked (the row
     /// count decides), and if so insert `successor`.
+    /// Spend a refresh token: in one transaction, mark it used unless it
+    /// already was (or is revoked) and, if this request won, write the
+    /// tokens `issued` for it (its successor among them).
     pub async fn rotate_refresh_token(
         &self,
         tenant_id: &str,
         old: TokenHash,
-        successor: Option<RefreshTokenRow>,
+        issued: Issued,
         now: i64,
     ) -> Result<Rotation, StoreError> {
         use schema::refresh_tokens::dsl as r;
-        if let Some(next) = &successor {
-            if next.tenant_id != tenant_id {
-                return Err(StoreError::Query(
-                    "successor refresh token belongs to another tenant".into(),
-                ));
-            }
-        }
         let tenant = tenant_id.to_string();
-        let successor = successor.map(DbRefreshToken::from);
-        self.run(move |conn| {
+        let issued = DbIssued::new(tenant_id, issued)?;
+        self.write(move |conn| {
             q(write_tx(conn, |conn| {
                 let updated = diesel::update(
                     r::refresh_tokens
@@ -495,11 +560,7 @@ impl Store {
                 .set(r::used_at.eq(Some(now)))
                 .execute(conn)?;
                 if updated == 1 {
-                    if let Some(next) = &successor {
-                        diesel::insert_into(r::refresh_tokens)
-                            .values(next)
-                            .execute(conn)?;
-                    }
+                    issued.insert(conn)?;
                     return Ok(Rotation::Rotated);
                 }
                 let exists = r::refresh_tokens
@@ -521,7 +582,7 @@ impl Store {
 
     pub async fn insert_access_token(&self, row: AccessTokenRow) -> Result<(), StoreError> {
         use schema::access_tokens::dsl as t;
-        self.run(move |conn| {
+        self.write(move |conn| {
             q(diesel::insert_into(t::access_tokens)
                 .values(DbAccessToken::from(row))
                 .execute(conn))
@@ -534,7 +595,7 @@ impl Store {
     /// JWT) is revoked. `row` carries `revoked_at`; a row already there wins.
     pub async fn insert_revoked_access_token(&self, row: AccessTokenRow) -> Result<(), StoreError> {
         use schema::access_tokens::dsl as t;
-        self.run(move |conn| {
+        self.write(move |conn| {
             match diesel::insert_into(t::access_tokens)
                 .values(DbAccessToken::from(row))
                 .execute(conn)
@@ -576,7 +637,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         use schema::access_tokens::dsl as t;
         let tenant = tenant_id.to_string();
-        self.run(move |conn| {
+        self.write(move |conn| {
             q(diesel::update(
                 t::access_tokens
                     .filter(t::tenant_id.eq(&tenant))
@@ -601,7 +662,7 @@ impl Store {
         use schema::authorization_codes::dsl as c;
         use schema::refresh_tokens::dsl as r;
         let (tenant, grant) = (tenant_id.to_string(), grant_id.to_string());
-        self.run(move |conn| {
+        self.write(move |conn| {
             q(write_tx(conn, |conn| {
                 diesel::update(
                     r::refresh_tokens
@@ -639,43 +700,89 @@ impl Store {
     pub async fn purge_expired(&self, now: i64, batch: u32) -> Result<u64, StoreError> {
         let batch = i64::from(batch.max(1));
         // Background work: a big backlog may take a while.
-        self.run_within(self.deadline.max(Duration::from_secs(600)), move |conn| {
-            // Select up to `batch` primary keys, delete those, until none are left.
-            macro_rules! purge {
-                ($table:ident, $key:ident, $cutoff:expr) => {{
-                    use schema::$table::dsl as d;
-                    let mut deleted: u64 = 0;
-                    loop {
-                        let keys: Vec<Vec<u8>> = q(d::$table
-                            .filter(d::expires_at.lt($cutoff))
-                            .select(d::$key)
-                            .limit(batch)
-                            .load(conn))?;
-                        if keys.is_empty() {
-                            break;
-                        }
-                        let n =
-                            q(diesel::delete(d::$table.filter(d::$key.eq_any(&keys)))
+        self.run_within(
+            self.deadline.max(Duration::from_secs(600)),
+            None,
+            move |conn| {
+                // Select up to `batch` primary keys, delete those, until none are left.
+                macro_rules! purge {
+                    ($table:ident, $key:ident, $cutoff:expr) => {{
+                        use schema::$table::dsl as d;
+                        let mut deleted: u64 = 0;
+                        loop {
+                            let keys: Vec<Vec<u8>> = q(d::$table
+                                .filter(d::expires_at.lt($cutoff))
+                                .select(d::$key)
+                                .limit(batch)
+                                .load(conn))?;
+                            if keys.is_empty() {
+                                break;
+                            }
+                            let n = q(diesel::delete(d::$table.filter(d::$key.eq_any(&keys)))
                                 .execute(conn))?;
-                        deleted += n as u64;
-                    }
-                    deleted
-                }};
-            }
-            let mut total = 0;
-            total += purge!(auth_requests, request_hash, now);
-            total += purge!(sessions, session_hash, now);
-            total += purge!(
-                authorization_codes,
-                code_hash,
-                now.saturating_sub(CODE_REPLAY_GRACE_SECS)
-            );
-            total += purge!(refresh_tokens, token_hash, now);
-            total += purge!(access_tokens, token_hash, now);
-            // Throttle key hashes include the tenant, so a hash names one row.
-            total += purge!(throttles, key_hash, now);
-            Ok(total)
-        })
+                            deleted += n as u64;
+                        }
+                        deleted
+                    }};
+                }
+                let mut total = 0;
+                total += purge!(auth_requests, request_hash, now);
+                total += purge!(sessions, session_hash, now);
+                total += purge!(
+                    authorization_codes,
+                    code_hash,
+                    now.saturating_sub(CODE_REPLAY_GRACE_SECS)
+                );
+                total += purge!(refresh_tokens, token_hash, now);
+                total += purge!(access_tokens, token_hash, now);
+                // Throttle key hashes include the tenant, so a hash names one row.
+                total += purge!(throttles, key_hash, now);
+                Ok(total)
+            },
+        )
         .await
+    }
+}
+
+/// [`Issued`] as rows, checked to belong to the tenant whose code or token
+/// is spent.
+struct DbIssued {
+    access_token: Option<DbAccessToken>,
+    refresh_token: Option<DbRefreshToken>,
+}
+
+impl DbIssued {
+    fn new(tenant_id: &str, issued: Issued) -> Result<DbIssued, StoreError> {
+        let foreign = issued
+            .access_token
+            .as_ref()
+            .is_some_and(|t| t.tenant_id != tenant_id)
+            || issued
+                .refresh_token
+                .as_ref()
+                .is_some_and(|t| t.tenant_id != tenant_id);
+        if foreign {
+            return Err(StoreError::Query(
+                "issued tokens belong to another tenant".into(),
+            ));
+        }
+        Ok(DbIssued {
+            access_token: issued.access_token.map(DbAccessToken::from),
+            refresh_token: issued.refresh_token.map(DbRefreshToken::from),
+        })
+    }
+
+    fn insert(&self, conn: &mut Db) -> Result<(), diesel::result::Error> {
+        if let Some(row) = &self.access_token {
+            diesel::insert_into(schema::access_tokens::table)
+                .values(row)
+                .execute(conn)?;
+        }
+        if let Some(row) = &self.refresh_token {
+            diesel::insert_into(schema::refresh_tokens::table)
+                .values(row)
+                .execute(conn)?;
+        }
+        Ok(())
     }
 }

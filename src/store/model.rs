@@ -90,6 +90,14 @@ pub enum CodeConsumption {
     NotFound,
 }
 
+/// The token rows a grant writes: in the same transaction that spends its
+/// code or refresh token, so a grant costs one write.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Issued {
+    pub access_token: Option<AccessTokenRow>,
+    pub refresh_token: Option<RefreshTokenRow>,
+}
+
 /// A refresh token; `grant_id` is its family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefreshTokenRow {

@@ -72,7 +72,7 @@ impl Store {
         let expires = now
             .saturating_add(window.window)
             .saturating_add(window.lockout);
-        self.run(move |conn| {
+        self.write(move |conn| {
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -148,7 +148,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         use schema::throttles::dsl as t;
         let tenant = tenant_id.to_string();
-        self.run(move |conn| {
+        self.write(move |conn| {
             q(diesel::delete(
                 t::throttles
                     .filter(t::tenant_id.eq(&tenant))
