@@ -194,7 +194,11 @@ fn serve(path: &Path) -> ExitCode {
     let Some(config) = load_or_report(path) else {
         return ExitCode::from(1);
     };
+    // Blocking threads run database work on pooled connections: more of them
+    // than connections would only wait for one (and wake each other).
+    let blocking_threads = config.database.pool_size as usize + 2;
     let rt = match tokio::runtime::Builder::new_multi_thread()
+        .max_blocking_threads(blocking_threads)
         .enable_all()
         .build()
     {
