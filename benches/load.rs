@@ -6,15 +6,18 @@
 //!     LOAD_SECONDS=5 LOAD_CONCURRENCY=64 cargo bench --bench load
 //!     LOAD_ONLY=cc_jwt,introspect cargo bench --bench load
 //!
-//! Simple request scenarios use `wrk` (Debian package `wrk`) with Lua for
-//! POST bodies; the multi-request scenarios (refresh rotation, code flow with
-//! an SSO session, code flow with a fresh login) use the async driver below.
+//! Request scenarios use `wrk` (Debian package `wrk`) with Lua for POST
+//! bodies, and so does the code flow over an SSO session (a Lua script turns
+//! each authorize redirect's code into the next token request); refresh
+//! rotation and the code flow with a fresh login use the async driver below.
 //! Point it at another server with `LOAD_TARGET=<issuer URL>` (JWT access
 //! tokens) and optionally `LOAD_TARGET_OPAQUE=<issuer URL>` (opaque ones):
 //! endpoints come from discovery, and the server needs the confidential
 //! clients `cc` and `rs` (secrets `cc-secret`, `rs-secret`, grant
-//! `client_credentials`). Against another server only the scenarios that need
-//! no user run (discovery, jwks, client_credentials, introspection);
+//! `client_credentials`) and `web` (`web-secret`, redirect URI
+//! `http://bench.test/cb`), whose sign-in ends in a redirect with a code.
+//! Against another server the scenarios that need sesame's users and forms
+//! (userinfo, refresh, fresh-login flows) are skipped;
 //! `benches/load/reference.mjs` is node-oidc-provider set up that way
 //! (`LOAD_TARGET_PID=<pid>` samples its memory too).
 //! Under `cargo test --bench load` (debug build) every scenario runs for one
@@ -282,7 +285,11 @@ end
 /// `flows` counts token responses with an ID token.
 fn sso_flow_lua(authorize: &str, token: &str, cookie: &str, basic: &str) -> String {
     format!(
-        r#"local authorize = wrk.format("GET", "{authorize}", {{ ["Cookie"] = "{cookie}" }})
+        r#"local authorize
+init = function(args)
+  -- Formatted here, once wrk knows the Host header.
+  authorize = wrk.format("GET", "{authorize}", {{ ["Cookie"] = "{cookie}" }})
+end
 local codes = {{}}
 flows, failed = 0, 0
 request = function()
@@ -334,8 +341,8 @@ fn code_of(location: &str) -> String {
         .unwrap_or_else(|| panic!("no code in {location}"))
 }
 
-fn authorize_url(issuer: &str, scope: &str) -> String {
-    let mut u = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
+fn authorize_url(ep: &Endpoints, scope: &str) -> String {
+    let mut u = url::Url::parse(&ep.authorization).unwrap();
     u.query_pairs_mut()
         .append_pair("response_type", "code")
         .append_pair("client_id", "web")
@@ -346,31 +353,52 @@ fn authorize_url(issuer: &str, scope: &str) -> String {
     u.to_string()
 }
 
-/// Sign in through the form (no session yet); returns the code.
-async fn login_flow(b: &reqwest::Client, issuer: &str, scope: &str) -> String {
-    let r = b.get(authorize_url(issuer, scope)).send().await.unwrap();
-    let loc = r.headers()["location"].to_str().unwrap().to_string();
-    if !loc.contains("/login?") {
-        return code_of(&loc);
+/// Sign in (no session yet) and return the code: follow the redirects, and
+/// fill in sesame's sign-in form when it shows up (the reference server
+/// signs in without one).
+async fn login_flow(b: &reqwest::Client, ep: &Endpoints, scope: &str) -> String {
+    let mut at = url::Url::parse(&authorize_url(ep, scope)).unwrap();
+    for _ in 0..10 {
+        let r = b.get(at.clone()).send().await.unwrap();
+        let Some(loc) = r.headers().get("location") else {
+            panic!("no redirect from {at}: {}", r.status());
+        };
+        let loc = at.join(loc.to_str().unwrap()).unwrap();
+        if loc.as_str().starts_with(CB) {
+            return code_of(loc.as_str());
+        }
+        if loc.path().ends_with("/login") {
+            let html = b
+                .get(loc.clone())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let mut action = loc.clone();
+            action.set_query(None);
+            let r = b
+                .post(action)
+                .form(&[
+                    ("rid", field(&html, "rid")),
+                    ("csrf", field(&html, "csrf")),
+                    ("username", "alice".to_string()),
+                    ("password", "wonderland".to_string()),
+                ])
+                .send()
+                .await
+                .unwrap();
+            return code_of(r.headers()["location"].to_str().unwrap());
+        }
+        at = loc;
     }
-    let html = b.get(&loc).send().await.unwrap().text().await.unwrap();
-    let r = b
-        .post(format!("{issuer}/login"))
-        .form(&[
-            ("rid", field(&html, "rid")),
-            ("csrf", field(&html, "csrf")),
-            ("username", "alice".to_string()),
-            ("password", "wonderland".to_string()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    code_of(r.headers()["location"].to_str().unwrap())
+    panic!("no code after 10 redirects");
 }
 
-async fn exchange(c: &reqwest::Client, issuer: &str, code: &str) -> serde_json::Value {
+async fn exchange(c: &reqwest::Client, ep: &Endpoints, code: &str) -> serde_json::Value {
     let r = c
-        .post(format!("{issuer}/token"))
+        .post(&ep.token)
         .basic_auth("web", Some("web-secret"))
         .form(&[
             ("grant_type", "authorization_code"),
@@ -436,8 +464,10 @@ where
 }
 
 /// The endpoints of an issuer, from its discovery document.
+#[derive(Clone)]
 struct Endpoints {
     discovery: String,
+    authorization: String,
     jwks: String,
     token: String,
     introspection: String,
@@ -454,6 +484,7 @@ async fn discover(issuer: &str) -> Endpoints {
         .unwrap();
     let get = |k: &str| d[k].as_str().unwrap_or_default().to_string();
     Endpoints {
+        authorization: get("authorization_endpoint"),
         jwks: get("jwks_uri"),
         token: get("token_endpoint"),
         introspection: get("introspection_endpoint"),
@@ -497,7 +528,9 @@ fn main() {
         )
     };
     let wanted = |name: &str| {
-        let user_needed = matches!(name, "userinfo" | "refresh" | "flow_sso" | "flow_login");
+        // The reference signs in without a password: flows over a session
+        // compare; the scenarios that need sesame's users and forms do not.
+        let user_needed = matches!(name, "userinfo" | "refresh" | "flow_login");
         !(foreign && user_needed) && s.only.as_ref().is_none_or(|o| o.iter().any(|x| x == name))
     };
     let ep = rt.block_on(discover(&jwt));
@@ -511,8 +544,8 @@ fn main() {
     } else {
         rt.block_on(async {
             let b = browser();
-            let code = login_flow(&b, &jwt, "openid profile email api").await;
-            let t = exchange(&b, &jwt, &code).await;
+            let code = login_flow(&b, &ep, "openid profile email api").await;
+            let t = exchange(&b, &ep, &code).await;
             t["access_token"].as_str().unwrap().to_string()
         })
     };
@@ -589,8 +622,8 @@ fn main() {
             let mut v = Vec::new();
             let b = browser();
             for _ in 0..s.concurrency {
-                let code = login_flow(&b, &jwt, "openid offline_access").await;
-                let t = exchange(&b, &jwt, &code).await;
+                let code = login_flow(&b, &ep, "openid offline_access").await;
+                let t = exchange(&b, &ep, &code).await;
                 v.push((
                     reqwest::Client::new(),
                     t["refresh_token"].as_str().unwrap().to_string(),
@@ -633,7 +666,7 @@ fn main() {
 
     // The flows run on the opaque-token issuer: one RS256 signature (the ID
     // token) per flow, as in the reference's flow figure.
-    let flow_issuer = opaque.clone().unwrap_or_else(|| jwt.clone());
+    let flow_ep = ep_opaque.clone().unwrap_or_else(|| ep.clone());
     if wanted("flow_sso") {
         // One sign-in sets up the SSO session; wrk then runs the flows with
         // its cookie: GET authorize (session) → code → POST token.
@@ -643,14 +676,14 @@ fn main() {
             .cookie_provider(jar.clone())
             .build()
             .unwrap();
-        let authorize = url::Url::parse(&authorize_url(&flow_issuer, "openid profile")).unwrap();
+        let authorize = url::Url::parse(&authorize_url(&flow_ep, "openid profile")).unwrap();
         rt.block_on(async {
-            let code = login_flow(&b, &flow_issuer, "openid profile").await;
-            exchange(&b, &flow_issuer, &code).await;
+            let code = login_flow(&b, &flow_ep, "openid profile").await;
+            exchange(&b, &flow_ep, &code).await;
         });
         let cookie = reqwest::cookie::CookieStore::cookies(&*jar, &authorize)
             .expect("the sign-in set a session cookie");
-        let token = url::Url::parse(&format!("{flow_issuer}/token")).unwrap();
+        let token = url::Url::parse(&flow_ep.token).unwrap();
         let lua = sso_flow_lua(
             &authorize[url::Position::BeforePath..],
             token.path(),
@@ -658,21 +691,21 @@ fn main() {
             &basic("web", "web-secret"),
         );
         let (f, rss) = with_rss(target.pid, || {
-            run_wrk(&s, &flow_issuer, &lua, Some("flows"))
+            run_wrk(&s, &flow_ep.token, &lua, Some("flows"))
         });
         report("flow_sso (flows)", f, rss);
     }
 
     if wanted("flow_login") {
-        let issuer = flow_issuer.clone();
+        let flow_ep = flow_ep.clone();
         let workers: Vec<()> = vec![(); s.concurrency];
         let (f, rss) = with_rss(target.pid, || {
             rt.block_on(drive(&s, workers, move |_: ()| {
-                let issuer = issuer.clone();
+                let ep = flow_ep.clone();
                 async move {
                     let b = browser();
-                    let code = login_flow(&b, &issuer, "openid profile").await;
-                    let t = exchange(&b, &issuer, &code).await;
+                    let code = login_flow(&b, &ep, "openid profile").await;
+                    let t = exchange(&b, &ep, &code).await;
                     ((), t["id_token"].is_string())
                 }
             }))

@@ -1,5 +1,6 @@
 // node-oidc-provider configured like sesame's benchmark tenant, for a side
-// by side run of the simple load scenarios:
+// by side run of the load scenarios that need no password (all but userinfo,
+// refresh and the fresh-login flow):
 //
 //   cd benches/load && npm install && PORT=3001 FORMAT=jwt node reference.mjs
 //   LOAD_TARGET=http://127.0.0.1:3001 cargo bench --bench load
@@ -22,8 +23,19 @@ const client = (id) => ({
   scope: 'api',
 });
 
+// For the code flow with an SSO session: a confidential client like sesame's
+// benchmark `web` client, signing in through the interaction below.
+const web = {
+  client_id: 'web',
+  client_secret: 'web-secret',
+  grant_types: ['authorization_code'],
+  response_types: ['code'],
+  redirect_uris: ['http://bench.test/cb'],
+};
+
 const provider = new Provider(`http://127.0.0.1:${port}`, {
-  clients: [client('cc'), client('rs')],
+  clients: [client('cc'), client('rs'), web],
+  pkce: { required: () => false },
   jwks: { keys: [{ ...key, alg: 'RS256', use: 'sig' }] },
   scopes: ['openid', 'api'],
   features: {
@@ -44,4 +56,16 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
   },
 });
 provider.proxy = false;
+
+// The interaction signs `alice` in and grants what was asked, without a
+// form: the SSO flow scenario signs in once, then measures code flows over
+// the session (sesame's harness signs in through its real form).
+provider.use(async (ctx, next) => {
+  if (!ctx.path.startsWith('/interaction/')) return next();
+  const { params } = await provider.interactionDetails(ctx.req, ctx.res);
+  const grant = new provider.Grant({ accountId: 'alice', clientId: params.client_id });
+  grant.addOIDCScope(params.scope);
+  const result = { login: { accountId: 'alice' }, consent: { grantId: await grant.save() } };
+  ctx.redirect(await provider.interactionResult(ctx.req, ctx.res, result));
+});
 provider.listen(port, '127.0.0.1', () => console.log(`reference listening on http://127.0.0.1:${port} (${format})`));
