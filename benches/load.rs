@@ -124,17 +124,32 @@ fn start() -> Target {
         };
     }
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let db = format!("sqlite://{}", dir.path().join("bench.db").display());
     let cfg = dir.path().join("bench.yaml");
     std::fs::write(&cfg, config(port, &db)).unwrap();
+    let child = serve(&cfg);
+    Target {
+        base: format!("http://127.0.0.1:{port}"),
+        pid: Some(child.id()),
+        child: Some(child),
+        _dir: Some(dir),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Start `sesame serve -c cfg`; returns once it listens.
+fn serve(cfg: &std::path::Path) -> Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sesame"))
         .args(["serve", "-c"])
-        .arg(&cfg)
+        .arg(cfg)
         .env("SESAME_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -150,12 +165,101 @@ fn start() -> Target {
         }
     }
     std::thread::spawn(move || for _ in lines {});
-    Target {
-        base: format!("http://127.0.0.1:{port}"),
-        pid: Some(child.id()),
-        child: Some(child),
-        _dir: Some(dir),
+    child
+}
+
+/// A config of `tenants` tenants with `clients` client-credentials clients
+/// each (opaque access tokens), all signing with the RSA key in `key`.
+fn large_config(
+    port: u16,
+    db: &str,
+    key: &std::path::Path,
+    tenants: usize,
+    clients: usize,
+) -> String {
+    let mut y = format!(
+        "server: {{ listen: \"127.0.0.1:{port}\" }}\ndatabase: {{ url: \"{db}\" }}\ntenants:\n"
+    );
+    for t in 0..tenants {
+        y.push_str(&format!(
+            "  - id: t{t:03}\n    issuer: http://127.0.0.1:{port}/t{t:03}\n    \
+             access_token_format: opaque\n    signing: {{ keys: [\"{}\"] }}\n    \
+             scopes: {{ api: {{ description: The API }} }}\n    clients:\n",
+            key.display()
+        ));
+        for c in 0..clients {
+            y.push_str(&format!(
+                "      - {{ id: c{c:03}, secret: s{t:03}-{c:03}, grant_types: [client_credentials], scopes: [api] }}\n"
+            ));
+        }
     }
+    y
+}
+
+/// Scale: 100 tenants with 100 clients each. Times `sesame check` and a
+/// start until the first discovery answer (keys are loaded, not generated),
+/// then measures discovery and client credentials on the last tenant's last
+/// client, to compare with the two-tenant figures.
+fn scale(s: &Settings, report: &dyn Fn(&str, Figures, Option<f64>)) {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let pem = Command::new(env!("CARGO_BIN_EXE_sesame"))
+        .args(["keygen", "--alg", "RS256"])
+        .output()
+        .unwrap();
+    std::fs::write(&key, pem.stdout).unwrap();
+    let port = free_port();
+    let db = format!("sqlite://{}", dir.path().join("scale.db").display());
+    let cfg = dir.path().join("scale.yaml");
+    std::fs::write(&cfg, large_config(port, &db, &key, 100, 100)).unwrap();
+
+    let t = Instant::now();
+    let check = Command::new(env!("CARGO_BIN_EXE_sesame"))
+        .args(["check", "-c"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    let checked = t.elapsed();
+    // The first start creates the database; the second is the one timed.
+    let mut first = serve(&cfg);
+    let _ = first.kill();
+    let _ = first.wait();
+    let t = Instant::now();
+    let mut child = serve(&cfg);
+    let issuer = format!("http://127.0.0.1:{port}/t099");
+    let discovery = format!("{issuer}/.well-known/openid-configuration");
+    let answered = reqwest::blocking::get(&discovery)
+        .unwrap()
+        .status()
+        .is_success();
+    let ready = t.elapsed();
+    assert!(answered);
+    println!(
+        "scale: 100 tenants x 100 clients: check {:.2} s, serve answering {:.2} s after start",
+        checked.as_secs_f64(),
+        ready.as_secs_f64()
+    );
+    let pid = Some(child.id());
+    let (f, rss) = with_rss(pid, || wrk(s, &discovery, "GET", "", &[]));
+    report("scale discovery", f, rss);
+    let headers = [("Authorization", basic("c099", "s099-099"))];
+    let (f, rss) = with_rss(pid, || {
+        wrk(
+            s,
+            &format!("{issuer}/token"),
+            "POST",
+            "grant_type=client_credentials",
+            &headers,
+        )
+    });
+    report("scale cc_opaque", f, rss);
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 /// Peak resident set size (MB) of `pid` while `f` runs, sampled every 20 ms.
@@ -711,5 +815,9 @@ fn main() {
             }))
         });
         report("flow_login (flows)", f, rss);
+    }
+
+    if !foreign && wanted("scale") {
+        scale(&s, &report);
     }
 }
