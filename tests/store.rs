@@ -76,11 +76,17 @@ fn refresh(tenant: &str, secret: &str, grant: &str, parent: Option<&str>) -> Ref
     }
 }
 
-/// The rows a refresh writes when only its successor is issued.
-fn successor(next: RefreshTokenRow) -> Issued {
+fn refresh_only(row: RefreshTokenRow) -> Issued {
     Issued {
         access_token: None,
-        refresh_token: Some(next),
+        refresh_token: Some(row),
+    }
+}
+
+fn access_only(row: AccessTokenRow) -> Issued {
+    Issued {
+        access_token: Some(row),
+        refresh_token: None,
     }
 }
 
@@ -476,7 +482,10 @@ async fn concurrent_consume_code_has_one_winner() {
 async fn refresh_tokens_rotate_once() {
     for (tdb, store) in stores() {
         let first = refresh(A, "rt-1", "g1", None);
-        store.insert_refresh_token(first.clone()).await.unwrap();
+        store
+            .insert_issued(refresh_only(first.clone()))
+            .await
+            .unwrap();
         assert_eq!(
             store.find_refresh_token(A, h("rt-1")).await.unwrap(),
             Some(first.clone()),
@@ -498,7 +507,7 @@ async fn refresh_tokens_rotate_once() {
         let second = refresh(A, "rt-2", "g1", Some("rt-1"));
         assert_eq!(
             store
-                .rotate_refresh_token(A, h("rt-1"), successor(second.clone()), NOW + 5)
+                .rotate_refresh_token(A, h("rt-1"), refresh_only(second.clone()), NOW + 5)
                 .await
                 .unwrap(),
             Rotation::Rotated
@@ -521,7 +530,7 @@ async fn refresh_tokens_rotate_once() {
         let third = refresh(A, "rt-3", "g1", Some("rt-1"));
         assert_eq!(
             store
-                .rotate_refresh_token(A, h("rt-1"), successor(third), NOW + 6)
+                .rotate_refresh_token(A, h("rt-1"), refresh_only(third), NOW + 6)
                 .await
                 .unwrap(),
             Rotation::AlreadyUsed
@@ -544,7 +553,7 @@ async fn refresh_tokens_rotate_once() {
             Rotation::Rotated
         );
         store
-            .insert_refresh_token(refresh(A, "rt-x", "g2", None))
+            .insert_issued(refresh_only(refresh(A, "rt-x", "g2", None)))
             .await
             .unwrap();
         store.revoke_grant(A, "g2", NOW).await.unwrap();
@@ -562,7 +571,7 @@ async fn refresh_tokens_rotate_once() {
 async fn concurrent_rotation_has_one_winner() {
     for (tdb, store) in stores() {
         store
-            .insert_refresh_token(refresh(A, "hot-rt", "g-hot", None))
+            .insert_issued(refresh_only(refresh(A, "hot-rt", "g-hot", None)))
             .await
             .unwrap();
         let barrier = Arc::new(tokio::sync::Barrier::new(50));
@@ -573,7 +582,7 @@ async fn concurrent_rotation_has_one_winner() {
                 barrier.wait().await;
                 let next = refresh(A, &format!("hot-next-{i}"), "g-hot", Some("hot-rt"));
                 store
-                    .rotate_refresh_token(A, h("hot-rt"), successor(next), NOW + 1)
+                    .rotate_refresh_token(A, h("hot-rt"), refresh_only(next), NOW + 1)
                     .await
             });
         }
@@ -613,8 +622,11 @@ async fn access_tokens() {
             jwt: true,
             ..access(A, "jti-1", "cc-1")
         };
-        store.insert_access_token(opaque.clone()).await.unwrap();
-        store.insert_access_token(jwt.clone()).await.unwrap();
+        store
+            .insert_issued(access_only(opaque.clone()))
+            .await
+            .unwrap();
+        store.insert_issued(access_only(jwt.clone())).await.unwrap();
         assert_eq!(
             store.find_access_token(A, h("at-1")).await.unwrap(),
             Some(opaque),
@@ -655,36 +667,36 @@ async fn revoke_grant_revokes_the_family() {
     for (tdb, store) in stores() {
         store.insert_code(code(A, "c-g1", "g1")).await.unwrap();
         store
-            .insert_refresh_token(refresh(A, "r1-g1", "g1", None))
+            .insert_issued(refresh_only(refresh(A, "r1-g1", "g1", None)))
             .await
             .unwrap();
         store
-            .insert_refresh_token(refresh(A, "r2-g1", "g1", Some("r1-g1")))
+            .insert_issued(refresh_only(refresh(A, "r2-g1", "g1", Some("r1-g1"))))
             .await
             .unwrap();
         store
-            .insert_access_token(access(A, "a1-g1", "g1"))
+            .insert_issued(access_only(access(A, "a1-g1", "g1")))
             .await
             .unwrap();
         store
-            .insert_access_token(access(A, "a2-g1", "g1"))
+            .insert_issued(access_only(access(A, "a2-g1", "g1")))
             .await
             .unwrap();
         // Another grant, and the same grant id in another tenant: untouched.
         store
-            .insert_refresh_token(refresh(A, "r-g2", "g2", None))
+            .insert_issued(refresh_only(refresh(A, "r-g2", "g2", None)))
             .await
             .unwrap();
         store
-            .insert_access_token(access(A, "a-g2", "g2"))
+            .insert_issued(access_only(access(A, "a-g2", "g2")))
             .await
             .unwrap();
         store
-            .insert_refresh_token(refresh(B, "r-b-g1", "g1", None))
+            .insert_issued(refresh_only(refresh(B, "r-b-g1", "g1", None)))
             .await
             .unwrap();
         store
-            .insert_access_token(access(B, "a-b-g1", "g1"))
+            .insert_issued(access_only(access(B, "a-b-g1", "g1")))
             .await
             .unwrap();
         store.insert_code(code(B, "c-b-g1", "g1")).await.unwrap();
@@ -799,10 +811,10 @@ async fn purge_removes_only_expired_rows() {
                 .await
                 .unwrap();
             store
-                .insert_access_token(AccessTokenRow {
+                .insert_issued(access_only(AccessTokenRow {
                     expires_at: NOW - 1,
                     ..access(B, &format!("old-at-{i}"), "g")
-                })
+                }))
                 .await
                 .unwrap();
         }
@@ -820,10 +832,10 @@ async fn purge_removes_only_expired_rows() {
                 .await
                 .unwrap();
             store
-                .insert_refresh_token(RefreshTokenRow {
+                .insert_issued(refresh_only(RefreshTokenRow {
                     expires_at: NOW - 1,
                     ..refresh(A, &format!("old-rt-{i}"), "g", None)
-                })
+                }))
                 .await
                 .unwrap();
         }
@@ -845,14 +857,14 @@ async fn purge_removes_only_expired_rows() {
             .unwrap();
         store.insert_code(code(A, "live-code", "g")).await.unwrap();
         store
-            .insert_refresh_token(refresh(A, "live-rt", "g", None))
+            .insert_issued(refresh_only(refresh(A, "live-rt", "g", None)))
             .await
             .unwrap();
         store
-            .insert_access_token(AccessTokenRow {
+            .insert_issued(access_only(AccessTokenRow {
                 expires_at: NOW,
                 ..access(A, "edge-at", "g")
-            })
+            }))
             .await
             .unwrap();
         let live_session = SessionRow {
@@ -943,10 +955,10 @@ async fn purge_removes_only_expired_rows() {
         // A large purge goes through in many batches.
         for i in 0..25 {
             store
-                .insert_access_token(AccessTokenRow {
+                .insert_issued(access_only(AccessTokenRow {
                     expires_at: NOW - 1,
                     ..access(A, &format!("bulk-{i}"), "g")
-                })
+                }))
                 .await
                 .unwrap();
         }

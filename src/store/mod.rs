@@ -502,17 +502,6 @@ impl Store {
             .await
     }
 
-    pub async fn insert_refresh_token(&self, row: RefreshTokenRow) -> Result<(), StoreError> {
-        use schema::refresh_tokens::dsl as r;
-        self.write(move |conn| {
-            q(diesel::insert_into(r::refresh_tokens)
-                .values(DbRefreshToken::from(row))
-                .execute(conn))
-            .map(|_| ())
-        })
-        .await
-    }
-
     pub async fn find_refresh_token(
         &self,
         tenant_id: &str,
@@ -576,17 +565,6 @@ impl Store {
                     Rotation::NotFound
                 })
             }))
-        })
-        .await
-    }
-
-    pub async fn insert_access_token(&self, row: AccessTokenRow) -> Result<(), StoreError> {
-        use schema::access_tokens::dsl as t;
-        self.write(move |conn| {
-            q(diesel::insert_into(t::access_tokens)
-                .values(DbAccessToken::from(row))
-                .execute(conn))
-            .map(|_| ())
         })
         .await
     }
