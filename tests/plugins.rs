@@ -326,6 +326,10 @@ fn misbehaving_scripts_answer_server_error_fast_and_the_server_goes_on() {
         let next = client_credentials(&s, "good", "s");
         assert_eq!(next.status(), 200, "the next request after {id}");
     }
+    // The test reads the server's log through a pipe: wait for the last line.
+    eventually("the last failure's log line", || {
+        plain_logs(&s).contains("script=wrong_type.rhai")
+    });
     let logs = plain_logs(&s);
     for name in [
         "loop.rhai",
@@ -626,7 +630,10 @@ fn sighup_keeps_the_old_scripts_when_one_breaks_and_applies_a_fixed_one() {
     std::fs::write(&file, script("3")).unwrap();
     hup(&s);
     eventually("the new script", || version_claim(&s) == 3);
-    assert!(plain_logs(&s).contains("configuration reloaded"));
+    // The log line may reach the test's log reader after the first answer.
+    eventually("the reload log line", || {
+        plain_logs(&s).contains("configuration reloaded")
+    });
 }
 
 #[test]
