@@ -31,6 +31,11 @@ pub enum Alg {
 impl Alg {
     pub const ALL: [Alg; 4] = [Alg::RS256, Alg::PS256, Alg::ES256, Alg::EdDSA];
 
+    /// RS256 and PS256: signing costs a fraction of a millisecond.
+    pub fn is_rsa(self) -> bool {
+        matches!(self, Alg::RS256 | Alg::PS256)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Alg::RS256 => "RS256",

@@ -3,6 +3,7 @@
 
 pub mod authorize;
 pub mod client_auth;
+pub mod cpu;
 pub mod discovery;
 pub mod error;
 pub mod introspect;

@@ -3,6 +3,8 @@
 use argon2::password_hash::{rand_core::OsRng, PasswordHash, PasswordHasher, SaltString};
 use argon2::Argon2;
 
+use super::cpu::Pool;
+
 /// An argon2id PHC string for `secret` with the default (OWASP) parameters.
 pub fn hash(secret: &[u8]) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -82,78 +84,18 @@ fn verify_argon2(secret: &[u8], phc: &str) -> Option<bool> {
 }
 
 /// Password hashing is deliberately expensive (argon2id: ~19 MiB and tens of
-/// milliseconds each). It runs on a small fixed pool of threads, one per
+/// milliseconds each). It runs on its own small pool of threads, one per
 /// core, never on the async workers: a login burst queues here instead of
 /// starving token requests, and memory stays bounded by the pool size (each
-/// thread reuses its own working memory while logins queue, rather than a
-/// new blocking thread growing a new arena, and frees it when idle).
-struct Pool {
-    queue: std::sync::Mutex<std::collections::VecDeque<Job>>,
-    ready: std::sync::Condvar,
-}
-
-type Job = Box<dyn FnOnce() + Send>;
-
-impl Pool {
-    /// The next job; an idle thread first gives its working memory back.
-    /// `None` if the queue's lock is poisoned (never, as jobs run unlocked).
-    fn next(&self) -> Option<Job> {
-        let mut queue = self.queue.lock().ok()?;
-        if queue.is_empty() {
-            drop(queue);
-            release_blocks();
-            queue = self.queue.lock().ok()?;
-        }
-        loop {
-            if let Some(job) = queue.pop_front() {
-                return Some(job);
-            }
-            queue = self.ready.wait(queue).ok()?;
-        }
-    }
-
-    fn submit(&self, job: Job) -> bool {
-        match self.queue.lock() {
-            Ok(mut queue) => queue.push_back(job),
-            Err(_) => return false,
-        }
-        self.ready.notify_one();
-        true
-    }
-}
-
-fn pool() -> &'static Pool {
-    static POOL: std::sync::OnceLock<Pool> = std::sync::OnceLock::new();
-    POOL.get_or_init(|| {
-        let n = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
-        for i in 0..n {
-            let spawned = std::thread::Builder::new()
-                .name(format!("sesame-kdf-{i}"))
-                .spawn(|| {
-                    while let Some(job) = pool().next() {
-                        job();
-                    }
-                });
-            if let Err(e) = spawned {
-                tracing::error!(error = %e, "cannot start a password hashing thread");
-            }
-        }
-        Pool {
-            queue: std::sync::Mutex::new(std::collections::VecDeque::new()),
-            ready: std::sync::Condvar::new(),
-        }
-    })
-}
+/// thread reuses its working memory while logins queue, and frees it when
+/// idle).
+static KDF: Pool = Pool::new("sesame-kdf", release_blocks);
 
 /// [`verify`] on the password-hashing pool. A pool failure never matches.
 pub async fn verify_bounded(secret: Vec<u8>, phc: String) -> bool {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move || {
-        let _ = tx.send(verify(&secret, &phc));
-    });
-    pool().submit(job) && rx.await.unwrap_or(false)
+    KDF.run(move || verify(&secret, &phc))
+        .await
+        .unwrap_or(false)
 }
 
 #[cfg(test)]
