@@ -721,6 +721,38 @@ fn main() {
         report(name, f, rss);
     }
 
+    if wanted("mixed") {
+        // Discovery on 4 connections while client credentials with an RS256
+        // JWT keep 64 busy: does signing hold up the cheap requests?
+        let storm = {
+            let heavy = Settings {
+                seconds: s.seconds,
+                concurrency: s.concurrency,
+                only: None,
+            };
+            let url = ep.token.clone();
+            let headers = vec![("Authorization", basic("cc", "cc-secret"))];
+            std::thread::spawn(move || {
+                wrk(
+                    &heavy,
+                    &url,
+                    "POST",
+                    "grant_type=client_credentials",
+                    &headers,
+                )
+            })
+        };
+        std::thread::sleep(Duration::from_millis(300));
+        let light = Settings {
+            seconds: s.seconds.saturating_sub(1).max(1),
+            concurrency: 4.min(s.concurrency),
+            only: None,
+        };
+        let (f, rss) = with_rss(target.pid, || wrk(&light, &ep.discovery, "GET", "", &[]));
+        report("mixed: discovery", f, rss);
+        report("mixed: cc_jwt", storm.join().unwrap(), None);
+    }
+
     if wanted("refresh") {
         let workers: Vec<(reqwest::Client, String)> = rt.block_on(async {
             let mut v = Vec::new();
