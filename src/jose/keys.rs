@@ -2,6 +2,7 @@
 //! parameters), signing through biscuit/ring (RS256, PS256, ES256) or openssl
 //! (EdDSA), public JWKs through biscuit's JWK types.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -177,10 +178,9 @@ impl SigningKey {
             SignState::Ed25519 => Signer::new_without_digest(&self.inner.pkey)
                 .and_then(|mut signer| signer.sign_oneshot_to_vec(data))
                 .map_err(|e| JoseError::Sign(e.to_string())),
-            SignState::Rsa { pss } => {
-                let mut signer =
-                    Signer::new(openssl::hash::MessageDigest::sha256(), &self.inner.pkey)
-                        .map_err(|e| JoseError::Sign(e.to_string()))?;
+            SignState::Rsa { pss } => self.with_thread_copy(|pkey| {
+                let mut signer = Signer::new(openssl::hash::MessageDigest::sha256(), pkey)
+                    .map_err(|e| JoseError::Sign(e.to_string()))?;
                 if *pss {
                     signer
                         .set_rsa_padding(openssl::rsa::Padding::PKCS1_PSS)
@@ -195,8 +195,37 @@ impl SigningKey {
                 signer
                     .sign_oneshot_to_vec(data)
                     .map_err(|e| JoseError::Sign(e.to_string()))
-            }
+            })?,
         }
+    }
+
+    /// Run `f` with this thread's own copy of the key. openssl keeps RSA
+    /// blinding state per key for the thread that made it; every other
+    /// thread signing with the same key goes through a shared, locked one.
+    fn with_thread_copy<T>(
+        &self,
+        f: impl FnOnce(&PKey<Private>) -> Result<T, JoseError>,
+    ) -> Result<Result<T, JoseError>, JoseError> {
+        thread_local! {
+            static COPIES: std::cell::RefCell<HashMap<String, PKey<Private>>> =
+                std::cell::RefCell::new(HashMap::new());
+        }
+        COPIES.with(|cell| {
+            let mut copies = cell.borrow_mut();
+            if !copies.contains_key(&self.inner.kid) {
+                let copy = self
+                    .inner
+                    .pkey
+                    .private_key_to_der()
+                    .and_then(|der| PKey::private_key_from_der(&der))
+                    .map_err(|e| JoseError::Sign(e.to_string()))?;
+                copies.insert(self.inner.kid.clone(), copy);
+            }
+            match copies.get(&self.inner.kid) {
+                Some(pkey) => Ok(f(pkey)),
+                None => Err(JoseError::Sign("no copy of the key".into())),
+            }
+        })
     }
 
     /// Whether `signature` is this key's valid JWS signature over `data`.
