@@ -422,8 +422,7 @@ impl Store {
         .await
     }
 
-    /// Atomically mark the code consumed (`UPDATE … WHERE consumed_at IS NULL`; the row count decides).
-    /// Expiry is not checked here: the caller checks the returned row's `expires_at`.
+    /// The code with this hash, spent or not.
     pub async fn find_code(
         &self,
         tenant_id: &str,
@@ -445,7 +444,9 @@ impl Store {
     }
 
     /// Spend a code: in one transaction, mark it consumed unless it already
-    /// was and, if this request won, write the tokens `issued` for it.
+    /// was (`UPDATE … WHERE consumed_at IS NULL`; the row count decides) and,
+    /// if this request won, write the tokens `issued` for it. Expiry is not
+    /// checked here: the caller checked the row's `expires_at`.
     pub async fn consume_code(
         &self,
         tenant_id: &str,
