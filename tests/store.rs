@@ -386,14 +386,14 @@ async fn codes_are_single_use() {
                 .consume_code(A, h("code-1"), NOW + 1, issued("won"))
                 .await
                 .unwrap(),
-            CodeConsumption::Consumed(consumed.clone())
+            CodeConsumption::Consumed
         );
         assert_eq!(
             store
                 .consume_code(A, h("code-1"), NOW + 2, issued("lost"))
                 .await
                 .unwrap(),
-            CodeConsumption::AlreadyUsed(consumed.clone())
+            CodeConsumption::AlreadyUsed(Box::new(consumed.clone()))
         );
         assert_eq!(
             store.find_code(A, h("code-1")).await.unwrap(),
@@ -440,7 +440,11 @@ async fn codes_are_single_use() {
                 .consume_code(A, h("code-2"), NOW, Issued::default())
                 .await
                 .unwrap(),
-            CodeConsumption::Consumed(CodeRow {
+            CodeConsumption::Consumed
+        );
+        assert_eq!(
+            store.find_code(A, h("code-2")).await.unwrap(),
+            Some(CodeRow {
                 consumed_at: Some(NOW),
                 ..no_nonce
             })
@@ -469,7 +473,7 @@ async fn concurrent_consume_code_has_one_winner() {
         let (mut consumed, mut replays) = (0, 0);
         while let Some(r) = set.join_next().await {
             match r.unwrap().unwrap_or_else(|e| panic!("{tdb:?}: {e}")) {
-                CodeConsumption::Consumed(_) => consumed += 1,
+                CodeConsumption::Consumed => consumed += 1,
                 CodeConsumption::AlreadyUsed(_) => replays += 1,
                 CodeConsumption::NotFound => panic!("{tdb:?}: not found"),
             }
@@ -775,7 +779,7 @@ async fn revoke_grant_revokes_the_family() {
                 .consume_code(B, h("c-b-g1"), NOW, Issued::default())
                 .await
                 .unwrap(),
-            CodeConsumption::Consumed(_)
+            CodeConsumption::Consumed
         ));
         // Revoking again (or an unknown grant) is harmless.
         store.revoke_grant(A, "g1", NOW + 20).await.unwrap();
@@ -912,14 +916,14 @@ async fn purge_removes_only_expired_rows() {
                 .consume_code(A, h("recent-code"), NOW, Issued::default())
                 .await
                 .unwrap(),
-            CodeConsumption::Consumed(_)
+            CodeConsumption::Consumed
         ));
         assert!(matches!(
             store
                 .consume_code(A, h("live-code"), NOW, Issued::default())
                 .await
                 .unwrap(),
-            CodeConsumption::Consumed(_)
+            CodeConsumption::Consumed
         ));
         assert!(store
             .find_refresh_token(A, h("live-rt"))

@@ -169,7 +169,7 @@ async fn authorization_code(
         .consume_code(&ctx.tenant.id, hash, ctx.now, issued)
         .await?
     {
-        CodeConsumption::Consumed(_) => Ok(response),
+        CodeConsumption::Consumed => Ok(response),
         CodeConsumption::AlreadyUsed(row) => Err(code_replayed(ctx, &row).await),
         CodeConsumption::NotFound => Err(OAuthError::invalid_grant(
             "the authorization code is invalid",

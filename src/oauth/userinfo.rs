@@ -71,14 +71,14 @@ pub fn unrecorded_row(tenant_id: &str, claims: &Map<String, Value>) -> Option<Ac
         return None;
     }
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
-    let client_id = text("client_id")?;
+    let (client_id, jti) = (text("client_id")?, text("jti")?);
     if text("sub")? != client_id {
         return None;
     }
     Some(AccessTokenRow {
         tenant_id: tenant_id.to_string(),
-        token_hash: TokenHash::of(text("jti")?),
-        grant_id: text("jti")?.to_string(),
+        token_hash: TokenHash::of(jti),
+        grant_id: jti.to_string(),
         client_id: client_id.to_string(),
         user_sub: None,
         scope: text("scope")?.to_string(),

@@ -458,7 +458,7 @@ impl Store {
         let tenant = tenant_id.to_string();
         let issued = DbIssued::new(tenant_id, issued)?;
         self.write(move |conn| {
-            let (won, row) = q(write_tx(conn, |conn| {
+            let spent = q(write_tx(conn, |conn| {
                 let won = diesel::update(
                     c::authorization_codes
                         .filter(c::tenant_id.eq(&tenant))
@@ -470,19 +470,21 @@ impl Store {
                     == 1;
                 if won {
                     issued.insert(conn)?;
+                    return Ok(None);
                 }
-                let row = c::authorization_codes
+                // Lost: tell a replay (its row, for its grant) from an unknown code.
+                c::authorization_codes
                     .filter(c::tenant_id.eq(&tenant))
                     .filter(c::code_hash.eq(hash.0.as_slice()))
                     .select(DbCode::as_select())
                     .first(conn)
-                    .optional()?;
-                Ok((won, row))
+                    .optional()
+                    .map(Some)
             }))?;
-            Ok(match row {
-                None => CodeConsumption::NotFound,
-                Some(row) if won => CodeConsumption::Consumed(row.try_into()?),
-                Some(row) => CodeConsumption::AlreadyUsed(row.try_into()?),
+            Ok(match spent {
+                None => CodeConsumption::Consumed,
+                Some(None) => CodeConsumption::NotFound,
+                Some(Some(row)) => CodeConsumption::AlreadyUsed(Box::new(row.try_into()?)),
             })
         })
         .await

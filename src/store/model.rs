@@ -83,10 +83,11 @@ pub struct CodeRow {
 /// What happened when a code was presented.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CodeConsumption {
-    /// This request won: the code was unused and is now consumed.
-    Consumed(CodeRow),
+    /// This request won: the code was unused and is now consumed (and the
+    /// tokens issued for it are written).
+    Consumed,
     /// The code had already been consumed (a replay).
-    AlreadyUsed(CodeRow),
+    AlreadyUsed(Box<CodeRow>),
     NotFound,
 }
 
