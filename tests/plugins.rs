@@ -18,26 +18,6 @@ use common::jwt_claims as decode;
 use common::ALICE_HASH;
 const CB: &str = "http://app.test/cb";
 
-/// The server's log without terminal colours.
-fn plain_logs(s: &Server) -> String {
-    let raw = s.logs();
-    let mut out = String::with_capacity(raw.len());
-    let mut chars = raw.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ ... final byte in @..~
-            for c in chars.by_ref() {
-                if ('@'..='~').contains(&c) && c != '[' {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 /// Start a server in a fresh directory holding `scripts` (name, source) under `plugins/`.
 fn start_with_scripts(yaml: &str, scripts: &[(&str, &str)]) -> Running {
     let dir = tempfile::tempdir().unwrap().keep();
@@ -326,11 +306,7 @@ fn misbehaving_scripts_answer_server_error_fast_and_the_server_goes_on() {
         let next = client_credentials(&s, "good", "s");
         assert_eq!(next.status(), 200, "the next request after {id}");
     }
-    // The test reads the server's log through a pipe: wait for the last line.
-    eventually("the last failure's log line", || {
-        plain_logs(&s).contains("script=wrong_type.rhai")
-    });
-    let logs = plain_logs(&s);
+    let logs = s.wait_for_log("script=wrong_type.rhai");
     for name in [
         "loop.rhai",
         "recurse.rhai",
@@ -476,7 +452,7 @@ fn scripts_cannot_override_registered_claims_and_see_the_documented_ctx() {
         ..Flow::new(&s, "web", CB)
     }
     .code(&browser());
-    let logs = plain_logs(&s);
+    let logs = s.logs();
     let warnings = logs
         .lines()
         .filter(|l| l.contains("registered claim") && l.contains("claim=\"sub\""))
@@ -617,10 +593,7 @@ fn sighup_keeps_the_old_scripts_when_one_breaks_and_applies_a_fixed_one() {
 
     std::fs::write(&file, "fn access_token_claims(ctx) {\n  #{ version: 2 \n").unwrap();
     hup(&s);
-    eventually("the rejected reload", || {
-        plain_logs(&s).contains("reload rejected")
-    });
-    let logs = plain_logs(&s);
+    let logs = s.wait_for_log("reload rejected");
     assert!(
         logs.contains("version.rhai") && logs.contains(": line "),
         "the error names the file and line: {logs}"
@@ -630,10 +603,7 @@ fn sighup_keeps_the_old_scripts_when_one_breaks_and_applies_a_fixed_one() {
     std::fs::write(&file, script("3")).unwrap();
     hup(&s);
     eventually("the new script", || version_claim(&s) == 3);
-    // The log line may reach the test's log reader after the first answer.
-    eventually("the reload log line", || {
-        plain_logs(&s).contains("configuration reloaded")
-    });
+    s.wait_for_log("configuration reloaded");
 }
 
 #[test]

@@ -129,9 +129,42 @@ impl Server {
         self.child.id()
     }
 
-    /// Everything the server logged so far.
+    /// Everything the server logged so far, without terminal colours.
     pub fn logs(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        let raw = self.stderr.lock().unwrap().clone();
+        let mut out = String::with_capacity(raw.len());
+        let mut chars = raw.chars();
+        while let Some(c) = chars.next() {
+            if c == '\u{1b}' {
+                // CSI: ESC [ ... final byte in @..~
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) && c != '[' {
+                        break;
+                    }
+                }
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// The log once it holds `needle`. The server's log reaches the test
+    /// through a pipe read on another thread, so a line written before an
+    /// answer may arrive after it.
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let logs = self.logs();
+            if logs.contains(needle) {
+                return logs;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in the log: {logs}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Stop gracefully (SIGTERM) and wait.
