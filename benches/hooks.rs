@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = config::load(&path).map_err(|e| e.to_string())?;
     let scripts = Scripts::compile(&config).map_err(|e| format!("{e:?}"))?;
     let keys = Keyset::new(vec![SigningKey::generate(Alg::ES256)?])?;
-    let tenant = Tenant::new(&config.tenants[0], keys, &scripts);
+    let tenant = Tenant::new(&config.tenants[0], keys, &scripts, None);
     let web = tenant.client("web").ok_or("no client web")?;
     let alice = tenant.user("alice").ok_or("no user alice")?;
     let bob = tenant.user("bob").ok_or("no user bob")?;

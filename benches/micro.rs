@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sesame::jose::{Alg, SigningKey};
-use sesame::oauth::client_auth::{authenticate, Presented};
+use sesame::oauth::client_auth::verify;
+use sesame::oauth::{Credentials, Ctx, RequestFacts, Services};
 use sesame::store::{AccessTokenRow, CodeConsumption, CodeRow, Issued, Store, TokenHash};
 use sesame::tenant::Tenant;
 
@@ -64,6 +65,7 @@ tenants:
         &cfg.tenants[0],
         sesame::jose::Keyset::new(vec![key]).unwrap(),
         &scripts,
+        None,
     ))
 }
 
@@ -87,22 +89,6 @@ fn main() {
         });
     }
 
-    let t = tenant();
-    let presented = |id: &str, secret: &str| Presented {
-        basic: Some((id.to_string(), secret.to_string())),
-        client_id: None,
-        client_secret: None,
-        guard: None,
-    };
-    bench("client auth, clear secret", || {
-        rt.block_on(authenticate(&t, presented("plain", "plain-secret")))
-            .unwrap();
-    });
-    bench("client auth, argon2 secret (cached)", || {
-        rt.block_on(authenticate(&t, presented("hashed", "demo-secret")))
-            .unwrap();
-    });
-
     let dir = tempfile::tempdir().unwrap();
     let store = Store::connect(
         &format!("sqlite://{}", dir.path().join("bench.db").display()),
@@ -112,6 +98,28 @@ fn main() {
     )
     .unwrap();
     store.migrate().unwrap();
+
+    let t = tenant();
+    let services = Services::new();
+    let ctx = Ctx {
+        tenant: &t,
+        store: &store,
+        services: &services,
+        now: sesame::now(),
+        request: RequestFacts::default(),
+    };
+    let basic = |id: &str, secret: &str| Credentials::Basic {
+        id: id.to_string(),
+        secret: secret.to_string(),
+    };
+    bench("client auth, clear secret", || {
+        rt.block_on(verify(&ctx, basic("plain", "plain-secret")))
+            .unwrap();
+    });
+    bench("client auth, argon2 secret (cached)", || {
+        rt.block_on(verify(&ctx, basic("hashed", "demo-secret")))
+            .unwrap();
+    });
     let mut i = 0u64;
     bench(
         "code insert, then find + consume with its access token (SQLite)",

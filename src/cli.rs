@@ -229,7 +229,7 @@ async fn serve_async(path: PathBuf, config: Config) -> Result<(), String> {
         tracing::info!(version = %v, "applied migration");
     }
     let listen = config.server.listen;
-    let runtime = Runtime::build(config, &store)
+    let runtime = Runtime::build(config, &store, None)
         .await
         .map_err(|e| format!("invalid configuration:\n{e}"))?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -317,7 +317,8 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
                     continue;
                 }
             };
-            match Runtime::build(config, &app.store).await {
+            let previous = app.runtime.load_full();
+            match Runtime::build(config, &app.store, Some(&previous)).await {
                 Ok(runtime) => {
                     app.runtime.store(Arc::new(runtime));
                     tracing::info!("configuration reloaded");

@@ -1,14 +1,19 @@
-//! One configuration generation, ready to serve: tenants by issuer, keys loaded.
+//! One configuration generation, ready to serve: tenants by issuer, keys
+//! loaded, scripts compiled, discovery documents serialized — everything
+//! derived from one config, in one bundle.
 //!
 //! A `Runtime` is immutable and shared behind an `Arc`; SIGHUP builds a new
-//! one and swaps it in only if it builds cleanly.
+//! one and swaps it in whole, only if it builds cleanly.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, ConfigErrors, TenantConfig};
+use bytes::Bytes;
+
 use crate::jose::{Keyset, SigningKey};
+use crate::oauth::discovery;
 use crate::plugin::Scripts;
 use crate::store::{Store, StoredKey};
 use crate::tenant::Tenant;
@@ -34,7 +39,13 @@ impl Runtime {
     /// Compile every plugin script, load every tenant's keys (configured files,
     /// or the tenant's generated key from the store, created on first use) and
     /// index the tenants. Any error (a broken script, a bad key) fails the build.
-    pub async fn build(config: Config, store: &Store) -> Result<Runtime, ConfigErrors> {
+    /// `previous` is the generation this one replaces, if any: caches of
+    /// clients that did not change carry over.
+    pub async fn build(
+        config: Config,
+        store: &Store,
+        previous: Option<&Runtime>,
+    ) -> Result<Runtime, ConfigErrors> {
         let mut tenants = Vec::with_capacity(config.tenants.len());
         let (scripts, mut errors) = match Scripts::compile(&config) {
             Ok(s) => (s, Vec::new()),
@@ -42,7 +53,12 @@ impl Runtime {
         };
         for (i, t) in config.tenants.iter().enumerate() {
             match load_keys(&config, t, store).await {
-                Ok(keys) => tenants.push(Arc::new(Tenant::new(t, keys, &scripts))),
+                Ok(keys) => {
+                    let old = previous.and_then(|p| p.tenant(&t.id)).map(|t| &**t);
+                    let mut tenant = Tenant::new(t, keys, &scripts, old);
+                    tenant.discovery = Bytes::from(discovery::document(&tenant).to_string());
+                    tenants.push(Arc::new(tenant));
+                }
                 Err(message) => errors.push(ConfigError {
                     path: format!("tenants[{i}].signing"),
                     message,

@@ -4,7 +4,7 @@
 //! by client id, username and subject are hash lookups.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -15,7 +15,6 @@ use crate::config::{
     UserConfig, BUILTIN_SCOPES,
 };
 use crate::jose::Keyset;
-use crate::oauth::client_auth::SecretCache;
 use crate::plugin::{CtxPart, Script, Scripts};
 
 /// Token and session lifetimes, every value present.
@@ -68,7 +67,7 @@ pub struct Scope {
 }
 
 /// How a client proves itself at the token endpoint.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum ClientSecret {
     /// Configured in clear (or from `${ENV}`): compared in constant time.
     Plain(String),
@@ -103,6 +102,9 @@ pub struct Client {
     pub plugins: Vec<Arc<Script>>,
     /// `ctx.client` for scripts, converted once (when the tenant has scripts).
     pub plugin_ctx: CtxPart,
+    /// Secrets already verified against the hash (`oauth::client_auth`);
+    /// kept across reloads while the client's secret stays the same.
+    pub secret_cache: Arc<SecretCache>,
 }
 
 impl Client {
@@ -156,11 +158,10 @@ pub struct Tenant {
     pub clients: HashMap<String, Arc<Client>>,
     users: HashMap<String, Arc<User>>,
     users_by_sub: HashMap<String, Arc<User>>,
-    /// Discovery document and JWKS, serialized once per generation.
+    /// Discovery document and JWKS, serialized once per generation (the
+    /// discovery document is the core's, set by `Runtime::build`).
     pub discovery: Bytes,
     pub jwks: Bytes,
-    /// Client secrets already verified against their hashes in this generation.
-    pub secret_cache: SecretCache,
     /// Compiled `plugins`, in order; every client's run after these.
     pub plugins: Vec<Arc<Script>>,
     /// `ctx.tenant` for scripts, converted once.
@@ -171,8 +172,15 @@ pub struct Tenant {
 
 impl Tenant {
     /// Resolve a validated tenant config with its loaded keys and the
-    /// generation's compiled scripts.
-    pub fn new(cfg: &TenantConfig, keys: Keyset, scripts: &Scripts) -> Tenant {
+    /// generation's compiled scripts. `previous` is this tenant in the
+    /// generation being replaced: its clients' secret caches are kept where
+    /// the secret did not change.
+    pub fn new(
+        cfg: &TenantConfig,
+        keys: Keyset,
+        scripts: &Scripts,
+        previous: Option<&Tenant>,
+    ) -> Tenant {
         let issuer = cfg.issuer.trim_end_matches('/').to_string();
         let (host, path, secure) = split_issuer(&issuer);
         let lifetimes = Lifetimes::default().overlay(&cfg.lifetimes);
@@ -207,6 +215,11 @@ impl Tenant {
             .map(|c| {
                 let mut client = resolve_client(c, &lifetimes);
                 client.plugins = scripts.resolve(&c.plugins);
+                if let Some(old) = previous.and_then(|p| p.client(&c.id)) {
+                    if old.secret == client.secret {
+                        client.secret_cache = old.secret_cache.clone();
+                    }
+                }
                 if has_scripts {
                     client.plugin_ctx = CtxPart::client(&client.id, &client.name, &client.metadata);
                 }
@@ -227,7 +240,7 @@ impl Tenant {
         }
 
         let jwks = Bytes::from(keys.jwks().to_string());
-        let mut tenant = Tenant {
+        Tenant {
             id: cfg.id.clone(),
             issuer,
             host,
@@ -242,13 +255,10 @@ impl Tenant {
             users_by_sub,
             discovery: Bytes::new(),
             jwks,
-            secret_cache: SecretCache::default(),
             plugins: scripts.resolve(&cfg.plugins),
             plugin_ctx: CtxPart::tenant(&cfg.id, cfg.issuer.trim_end_matches('/')),
             throttle: cfg.throttle,
-        };
-        tenant.discovery = Bytes::from(crate::oauth::discovery::document(&tenant).to_string());
-        tenant
+        }
     }
 
     pub fn client(&self, id: &str) -> Option<&Arc<Client>> {
@@ -337,6 +347,7 @@ fn resolve_client(c: &ClientConfig, tenant_lifetimes: &Lifetimes) -> Client {
         metadata: c.metadata.clone(),
         plugins: Vec::new(),
         plugin_ctx: CtxPart::default(),
+        secret_cache: Arc::default(),
     }
 }
 
@@ -350,6 +361,47 @@ fn resolve_user(tenant_id: &str, u: &UserConfig) -> User {
         password_hash: u.password_hash.clone(),
         claims: u.claims.clone(),
         plugin_ctx: CtxPart::default(),
+    }
+}
+
+/// Most remembered (client, secret) pairs per client; the set is cleared
+/// when full, which only costs a re-verification.
+pub const SECRET_CACHE_LIMIT: usize = 10_000;
+
+/// Digests of (client, secret, hash) triples that verified. The hash is part
+/// of the key, so an entry can never vouch for a secret under another hash.
+#[derive(Debug, Default)]
+pub struct SecretCache(Mutex<HashSet<[u8; 32]>>);
+
+impl SecretCache {
+    pub fn key(client_id: &str, secret: &str, phc: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for part in [client_id, secret, phc] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part.as_bytes());
+        }
+        h.finalize().into()
+    }
+
+    pub fn contains(&self, key: &[u8; 32]) -> bool {
+        self.0.lock().map(|s| s.contains(key)).unwrap_or(false)
+    }
+
+    pub fn insert(&self, key: [u8; 32]) {
+        if let Ok(mut s) = self.0.lock() {
+            if s.len() >= SECRET_CACHE_LIMIT {
+                s.clear();
+            }
+            s.insert(key);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.lock().map(|s| s.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -379,6 +431,30 @@ mod tests {
             split_issuer("https://Login.Acme.com"),
             ("login.acme.com".into(), "".into(), true)
         );
+    }
+
+    #[test]
+    fn secret_cache_key_separates_fields() {
+        assert_ne!(
+            SecretCache::key("ab", "c", "h"),
+            SecretCache::key("a", "bc", "h")
+        );
+    }
+
+    #[test]
+    fn secret_cache_remembers_until_full_then_starts_over() {
+        let c = SecretCache::default();
+        let k = |i: usize| SecretCache::key("client", &format!("secret-{i}"), "$argon2id$x");
+        for i in 0..SECRET_CACHE_LIMIT {
+            c.insert(k(i));
+        }
+        assert_eq!(c.len(), SECRET_CACHE_LIMIT);
+        assert!(c.contains(&k(0)) && c.contains(&k(SECRET_CACHE_LIMIT - 1)));
+        // One more: the full set is dropped, and only the newcomer is remembered.
+        c.insert(k(SECRET_CACHE_LIMIT));
+        assert_eq!(c.len(), 1);
+        assert!(!c.contains(&k(0)));
+        assert!(c.contains(&k(SECRET_CACHE_LIMIT)));
     }
 
     #[test]

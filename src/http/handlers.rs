@@ -1,5 +1,5 @@
-//! One function per tenant endpoint: parse the HTTP request, call the
-//! protocol core, render its answer.
+//! One function per tenant endpoint: turn the HTTP request into the core's
+//! inputs, call the core, render its [`Outcome`].
 
 use std::sync::Arc;
 
@@ -7,21 +7,27 @@ use warp::http::{header, HeaderValue, Method, Response, StatusCode};
 use warp::hyper::Body;
 
 use super::reply::{self, Reply};
-use super::{pages, App, Request};
-use crate::oauth::authorize::{self, BrowserCookies, Ctx, Outcome, RequestInfo, Step};
-use crate::oauth::client_auth::{Guard, Presented};
-use crate::oauth::logout::{self, LogoutStep};
-use crate::oauth::{introspect, token, userinfo, OAuthError, Params};
+use super::{cookies, pages, App, Request};
+use crate::oauth::outcome::{Notice, Page};
+use crate::oauth::{
+    authorize, consent, introspect, login, logout, revoke, token, userinfo, Answer, Credentials,
+    Ctx, ErrorCode, OAuthError, Outcome, Params, RequestFacts,
+};
 use crate::tenant::Tenant;
 
-fn ctx<'a>(app: &'a App, tenant: &'a Tenant, req: &'a Request) -> Ctx<'a> {
+/// The core's view of one request.
+fn ctx<'a>(app: &'a App, tenant: &'a Tenant, req: &'a Request, url: &'a str) -> Ctx<'a> {
     Ctx {
         tenant,
         store: &app.store,
+        services: &app.services,
         now: crate::now(),
-        request: RequestInfo {
+        request: RequestFacts {
+            method: req.method.as_str(),
+            url,
             ip: req.ip,
             user_agent: req.header("user-agent"),
+            dpop: req.header("dpop"),
         },
     }
 }
@@ -33,6 +39,9 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
     if req.method == Method::OPTIONS {
         return preflight();
     }
+    let url = tenant.endpoint(&req.rest);
+    let c = ctx(app, tenant, &req, &url);
+    let browser = || cookies::read(tenant, &req);
     match req.rest.as_str() {
         "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" if get => {
             public_document(tenant.discovery.clone(), "application/json")
@@ -41,51 +50,123 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
         "/.well-known/openid-configuration"
         | "/.well-known/oauth-authorization-server"
         | "/jwks" => reply::method_not_allowed("GET"),
-        "/authorize" if get || post => authorize(app, tenant, &req).await,
+        "/authorize" if get || post => {
+            let out = match req.params() {
+                Ok(p) => authorize::authorize(&c, &p, &browser()).await,
+                Err(e) => Outcome::error_page(e),
+            };
+            respond(tenant, out)
+        }
         "/authorize" => reply::method_not_allowed("GET, POST"),
         "/login" if get => {
-            let c = ctx(app, tenant, &req);
             let out = match req.params() {
-                Ok(p) => authorize::login_page(&c, &p, &cookies(tenant, &req)).await,
-                Err(e) => error_outcome(e),
+                Ok(p) => login::login_page(&c, &p, &browser()).await,
+                Err(e) => Outcome::error_page(e),
             };
-            render(tenant, out)
+            respond(tenant, out)
         }
         "/login" if post => {
-            let c = ctx(app, tenant, &req);
-            let (out, locked) = match req.form() {
-                Ok(p) => authorize::login_submit(&c, &p, &cookies(tenant, &req), req.ip).await,
-                Err(e) => (error_outcome(e), None),
+            let out = match req.form() {
+                Ok(p) => login::login_submit(&c, &p, &browser()).await,
+                Err(e) => Outcome::error_page(e),
             };
-            let mut r = render(tenant, out);
-            if let Some(seconds) = locked {
-                *r.status_mut() = StatusCode::TOO_MANY_REQUESTS;
-                reply::retry_after_header(&mut r, seconds);
-            }
-            r
+            respond(tenant, out)
         }
         "/login" => reply::method_not_allowed("GET, POST"),
         "/consent" if post => {
-            let c = ctx(app, tenant, &req);
             let out = match req.form() {
-                Ok(p) => authorize::consent_submit(&c, &p, &cookies(tenant, &req)).await,
-                Err(e) => error_outcome(e),
+                Ok(p) => consent::consent_submit(&c, &p, &browser()).await,
+                Err(e) => Outcome::error_page(e),
             };
-            render(tenant, out)
+            respond(tenant, out)
         }
         "/consent" => reply::method_not_allowed("POST"),
-        "/token" if post => token_endpoint(app, tenant, &req).await,
+        "/token" if post => {
+            let result = async {
+                let (params, credentials) = client_request(&req)?;
+                token::token(&c, &params, credentials).await
+            }
+            .await;
+            if result.is_ok() {
+                app.metrics
+                    .tokens_issued
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let value = result.map(|t| serde_json::to_value(&t).unwrap_or_default());
+            with_cors(respond(tenant, value.into()))
+        }
         "/token" => reply::method_not_allowed("POST"),
-        "/userinfo" if get || post => userinfo_endpoint(app, tenant, &req).await,
+        "/userinfo" if get || post => {
+            let result = async {
+                let token = access_token(&req)?;
+                userinfo::userinfo(&c, &token).await
+            }
+            .await;
+            with_cors(respond(tenant, result.into()))
+        }
         "/userinfo" => reply::method_not_allowed("GET, POST"),
-        "/introspect" if post => introspect_endpoint(app, tenant, &req).await,
+        "/introspect" if post => {
+            let result = async {
+                let (params, credentials) = client_request(&req)?;
+                introspect::introspect(&c, &params, credentials).await
+            }
+            .await;
+            respond(tenant, result.into())
+        }
         "/introspect" => reply::method_not_allowed("POST"),
-        "/revoke" if post => revoke_endpoint(app, tenant, &req).await,
+        "/revoke" if post => {
+            let result = async {
+                let (params, credentials) = client_request(&req)?;
+                revoke::revoke(&c, &params, credentials).await?;
+                Ok(serde_json::json!({}))
+            }
+            .await;
+            with_cors(respond(tenant, result.into()))
+        }
         "/revoke" => reply::method_not_allowed("POST"),
-        "/logout" if get || post => logout_endpoint(app, tenant, &req).await,
+        "/logout" if get || post => {
+            let out = match req.params() {
+                Ok(p) => logout::logout(&c, &p, &browser()).await,
+                Err(e) => Outcome::error_page(e),
+            };
+            respond(tenant, out)
+        }
         "/logout" => reply::method_not_allowed("GET, POST"),
         _ => reply::not_found(),
     }
+}
+
+/// The form body of a client-authenticated request, and the client's credentials.
+fn client_request(req: &Request) -> Result<(Params, Credentials), OAuthError> {
+    let params = req.form()?;
+    let credentials = Credentials::presented(req.basic_auth()?, &params)?;
+    Ok((params, credentials))
+}
+
+/// The access token of a userinfo request: the `Authorization: Bearer`
+/// header or the form body's `access_token` (RFC 6750 §2.1, §2.2), not both.
+fn access_token(req: &Request) -> Result<String, OAuthError> {
+    let form_token = if req.method == Method::POST && !req.body.is_empty() {
+        req.form()?.get("access_token").map(str::to_string)
+    } else {
+        None
+    };
+    match (req.bearer(), form_token) {
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+            "send the access token once, not in both the header and the body",
+        )),
+        (Some(t), None) => Ok(t.to_string()),
+        (None, Some(t)) => Ok(t),
+        (None, None) => Err(OAuthError::new(
+            ErrorCode::InvalidToken,
+            "an access token is required",
+        )),
+    }
+}
+
+fn with_cors(mut r: Reply) -> Reply {
+    reply::public_cors(&mut r);
+    r
 }
 
 fn public_document(body: bytes::Bytes, content_type: &'static str) -> Reply {
@@ -125,198 +206,24 @@ fn preflight() -> Reply {
     r
 }
 
-async fn authorize(app: &App, tenant: &Tenant, req: &Request) -> Reply {
-    let c = ctx(app, tenant, req);
-    let out = authorize::authorize(&c, req.params(), &cookies(tenant, req)).await;
-    render(tenant, out)
-}
-
-fn presented(app: &App, req: &Request, params: &Params) -> Result<Presented, OAuthError> {
-    Ok(Presented {
-        basic: req.basic_auth()?,
-        client_id: params.get("client_id").map(str::to_string),
-        client_secret: params.get("client_secret").map(str::to_string),
-        guard: Some(Guard {
-            store: app.store.clone(),
-            ip: req.ip,
-            now: crate::now(),
-        }),
-    })
-}
-
-async fn token_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
-    let result = async {
-        let params = req.form()?;
-        let presented = presented(app, req, &params)?;
-        token::token(&ctx(app, tenant, req), &params, presented).await
-    }
-    .await;
-    let mut r = match result {
-        Ok(t) => {
-            app.metrics
-                .tokens_issued
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            reply::json_no_store(200, &serde_json::to_value(&t).unwrap_or_default())
-        }
-        Err(e) => reply::error(&e),
+/// Turn the core's outcome into a response: statuses, headers, cookies and
+/// words are chosen here.
+fn respond(tenant: &Tenant, out: Outcome) -> Reply {
+    let mut r = match out.answer {
+        Answer::Json(v) => reply::json_no_store(200, &v),
+        Answer::Error(e) => reply::error(&e),
+        Answer::Redirect(location) => redirect(&location),
+        Answer::Page(page) => render(tenant, page),
     };
-    reply::public_cors(&mut r);
+    cookies::apply(&mut r, tenant, &out.cookies);
     r
 }
 
-async fn userinfo_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
-    let result = async {
-        let form_token = if req.method == Method::POST && !req.body.is_empty() {
-            req.form()?.get("access_token").map(str::to_string)
-        } else {
-            None
-        };
-        let token = match (req.bearer(), form_token) {
-            (Some(_), Some(_)) => {
-                return Err(OAuthError::invalid_request(
-                    "send the access token once, not in both the header and the body",
-                ))
-            }
-            (Some(t), None) => t.to_string(),
-            (None, Some(t)) => t,
-            (None, None) => {
-                return Err(OAuthError::new(
-                    crate::oauth::ErrorCode::InvalidToken,
-                    "an access token is required",
-                ))
-            }
-        };
-        userinfo::userinfo(&ctx(app, tenant, req), &token).await
-    }
-    .await;
-    let mut r = match result {
-        Ok(claims) => reply::json_no_store(200, &claims),
-        Err(e) => reply::error(&e),
-    };
-    reply::public_cors(&mut r);
-    r
-}
-
-async fn introspect_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
-    let result = async {
-        let params = req.form()?;
-        let presented = presented(app, req, &params)?;
-        introspect::introspect(&ctx(app, tenant, req), &params, presented).await
-    }
-    .await;
-    match result {
-        Ok(v) => reply::json_no_store(200, &v),
-        Err(e) => reply::error(&e),
-    }
-}
-
-async fn revoke_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
-    let result = async {
-        let params = req.form()?;
-        let presented = presented(app, req, &params)?;
-        introspect::revoke(&ctx(app, tenant, req), &params, presented).await
-    }
-    .await;
-    let mut r = match result {
-        Ok(()) => reply::json_no_store(200, &serde_json::json!({})),
-        Err(e) => reply::error(&e),
-    };
-    reply::public_cors(&mut r);
-    r
-}
-
-async fn logout_endpoint(app: &App, tenant: &Tenant, req: &Request) -> Reply {
-    let params = match req.params() {
-        Ok(p) => p,
-        Err(e) => return html_page(400, pages::error(e.code.as_str(), &e.description)),
-    };
-    let (step, clear) =
-        logout::logout(&ctx(app, tenant, req), &params, &cookies(tenant, req)).await;
-    let mut r = match step {
-        LogoutStep::Redirect(url) => redirect(&url),
-        LogoutStep::SignedOut => html_page(200, pages::signed_out(&tenant.id)),
-        LogoutStep::ErrorPage(e) => html_page(400, pages::error(e.code.as_str(), &e.description)),
-    };
-    if clear {
-        let (_, session_name) = cookie_names(tenant);
-        set_cookie(&mut r, tenant, &session_name, "", Some(0));
-    }
-    r
-}
-
-fn error_outcome(e: OAuthError) -> Outcome {
-    Outcome {
-        step: Step::ErrorPage(e),
-        set_binding: None,
-        set_session: None,
-        unauthorized: false,
-    }
-}
-
-/// The tenant's cookie names: per tenant, so tenants sharing a host never
-/// collide. With an https issuer at `/` they carry the `__Host-` prefix
-/// (Secure, Path=/, no Domain: a sibling subdomain cannot set or shadow them).
-fn cookie_names(tenant: &Tenant) -> (String, String) {
-    let prefix = if host_prefixed(tenant) { "__Host-" } else { "" };
-    (
-        format!("{prefix}sesame_b_{}", tenant.id),
-        format!("{prefix}sesame_s_{}", tenant.id),
-    )
-}
-
-fn host_prefixed(tenant: &Tenant) -> bool {
-    tenant.secure && tenant.path.is_empty()
-}
-
-fn cookies(tenant: &Tenant, req: &Request) -> BrowserCookies {
-    let (binding_name, session_name) = cookie_names(tenant);
-    let mut out = BrowserCookies::default();
-    for value in req.headers.get_all(header::COOKIE) {
-        let Ok(value) = value.to_str() else { continue };
-        for pair in value.split(';') {
-            let Some((name, v)) = pair.trim().split_once('=') else {
-                continue;
-            };
-            if name == binding_name && out.binding.is_none() {
-                out.binding = Some(v.to_string());
-            } else if name == session_name && out.session.is_none() {
-                out.session = Some(v.to_string());
-            }
-        }
-    }
-    out
-}
-
-fn set_cookie(r: &mut Reply, tenant: &Tenant, name: &str, value: &str, max_age: Option<u64>) {
-    let path = if tenant.path.is_empty() {
-        "/"
-    } else {
-        &tenant.path
-    };
-    let mut c = format!("{name}={value}; Path={path}; HttpOnly; SameSite=Lax");
-    if tenant.secure {
-        c.push_str("; Secure");
-    }
-    if let Some(s) = max_age {
-        c.push_str(&format!("; Max-Age={s}"));
-    }
-    if let Ok(v) = HeaderValue::from_str(&c) {
-        r.headers_mut().append(header::SET_COOKIE, v);
-    }
-}
-
-/// Turn an interaction outcome into a response.
-fn render(tenant: &Tenant, out: Outcome) -> Reply {
-    let mut r = match out.step {
-        Step::Redirect(location) => redirect(&location),
-        Step::GoToLogin { rid } => {
-            let mut url = tenant.endpoint("/login");
-            url.push_str("?rid=");
-            url.push_str(&rid);
-            redirect(&url)
-        }
-        Step::Login(v) => {
+fn render(tenant: &Tenant, page: Page) -> Reply {
+    match page {
+        Page::Login(v) => {
             let action = tenant.endpoint("/login");
+            let message = v.notice.map(pages::notice);
             let html = pages::login(&pages::LoginPage {
                 tenant: &tenant.id,
                 client_name: &v.client_name,
@@ -324,11 +231,19 @@ fn render(tenant: &Tenant, out: Outcome) -> Reply {
                 rid: &v.rid,
                 csrf: &v.csrf,
                 username: &v.username,
-                error: v.error.as_deref(),
+                error: message.as_deref(),
             });
-            html_page(if out.unauthorized { 401 } else { 200 }, html)
+            match v.notice {
+                None => html_page(200, html),
+                Some(Notice::BadCredentials) => html_page(401, html),
+                Some(Notice::Locked { retry_after }) => {
+                    let mut r = html_page(429, html);
+                    reply::retry_after_header(&mut r, retry_after);
+                    r
+                }
+            }
         }
-        Step::Consent(v) => {
+        Page::Consent(v) => {
             let action = tenant.endpoint("/consent");
             let scopes: Vec<(&str, &str)> = v
                 .scopes
@@ -346,29 +261,16 @@ fn render(tenant: &Tenant, out: Outcome) -> Reply {
             });
             html_page(200, html)
         }
-        Step::ErrorPage(e) => {
+        Page::SignedOut => html_page(200, pages::signed_out(&tenant.id)),
+        Page::Error(e) => {
             let html = pages::error(e.code.as_str(), &e.description);
-            let status = match e.code.status() {
+            let status = match reply::status_of(e.code) {
                 s if s >= 500 => s,
                 _ => 400,
             };
             html_page(status, html)
         }
-    };
-    let (binding_name, session_name) = cookie_names(tenant);
-    if let Some(b) = out.set_binding {
-        set_cookie(&mut r, tenant, &binding_name, &b, None);
     }
-    if let Some(s) = out.set_session {
-        set_cookie(
-            &mut r,
-            tenant,
-            &session_name,
-            &s,
-            Some(tenant.lifetimes.session.as_secs()),
-        );
-    }
-    r
 }
 
 fn redirect(location: &str) -> Reply {

@@ -10,6 +10,8 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use crate::oauth::outcome::Notice;
+
 /// The one inline stylesheet (its sha256 is allowed by the CSP).
 const STYLE: &str = "\
 :root{color-scheme:light dark;--bg:#f3f4f6;--card:#fff;--fg:#111827;--muted:#4b5563;\
@@ -62,6 +64,27 @@ pub struct ConsentPage<'a> {
     pub csrf: &'a str,
     pub username: &'a str,
     pub scopes: &'a [(&'a str, &'a str)],
+}
+
+/// The words for why the sign-in form came back.
+pub fn notice(n: Notice) -> String {
+    match n {
+        Notice::BadCredentials => "Incorrect username or password.".to_string(),
+        Notice::Locked { retry_after } => format!(
+            "Too many failed sign-in attempts. {}",
+            try_again_in(retry_after)
+        ),
+    }
+}
+
+/// "Try again in 3 minutes." for the sign-in page.
+pub fn try_again_in(seconds: u64) -> String {
+    match seconds {
+        0..=1 => "Try again in a second.".to_string(),
+        2..=59 => format!("Try again in {seconds} seconds."),
+        60..=119 => "Try again in a minute.".to_string(),
+        _ => format!("Try again in {} minutes.", seconds.div_ceil(60)),
+    }
 }
 
 /// HTML-escapes `& < > " '`, safe in text and in quoted attribute values.
@@ -198,6 +221,13 @@ pub fn signed_out(tenant: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages() {
+        assert_eq!(try_again_in(30), "Try again in 30 seconds.");
+        assert_eq!(try_again_in(61), "Try again in a minute.");
+        assert_eq!(try_again_in(900), "Try again in 15 minutes.");
+    }
 
     const SCOPES: &[(&str, &str)] = &[
         ("openid", "Confirm your identity"),

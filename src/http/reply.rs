@@ -43,9 +43,21 @@ pub fn no_store(r: &mut Reply) {
     h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
 
+/// The HTTP status of a protocol error (RFC 6749 §5.2, RFC 6750 §3.1).
+pub fn status_of(code: ErrorCode) -> u16 {
+    match code {
+        ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
+        ErrorCode::InsufficientScope => 403,
+        ErrorCode::SlowDown { .. } => 429,
+        ErrorCode::ServerError => 500,
+        ErrorCode::TemporarilyUnavailable => 503,
+        _ => 400,
+    }
+}
+
 /// An OAuth error as RFC 6749 §5.2 JSON, with `WWW-Authenticate` where the code calls for it.
 pub fn error(e: &OAuthError) -> Reply {
-    let mut r = json_no_store(e.code.status(), &e.to_json());
+    let mut r = json_no_store(status_of(e.code), &e.to_json());
     match e.code {
         ErrorCode::InvalidClient => {
             r.headers_mut().insert(
@@ -79,18 +91,79 @@ pub fn retry_after_header(r: &mut Reply, seconds: u64) {
         .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
 }
 
+/// Failures of the transport itself, found before any protocol: the edge's
+/// own, answered as JSON in the shape of an OAuth error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// No such endpoint (404).
+    NotFound,
+    /// Wrong method (405); the methods the endpoint accepts.
+    MethodNotAllowed(&'static str),
+    /// Body too large (413).
+    PayloadTooLarge,
+    /// Request headers too large (431).
+    HeadersTooLarge,
+    /// Request target (path and query) too long (414).
+    UriTooLong,
+    /// The body did not arrive in time (408).
+    RequestTimeout,
+    /// The body could not be read (400).
+    UnreadableBody,
+}
+
+impl Transport {
+    pub fn reply(self) -> Reply {
+        let (status, code, description) = match self {
+            Transport::NotFound => (404, "not_found", "no such endpoint".to_string()),
+            Transport::MethodNotAllowed(allow) => (
+                405,
+                "method_not_allowed",
+                format!("this endpoint accepts {allow}"),
+            ),
+            Transport::PayloadTooLarge => (
+                413,
+                "invalid_request",
+                "the request body is too large".to_string(),
+            ),
+            Transport::HeadersTooLarge => (
+                431,
+                "invalid_request",
+                "the request headers are too large".to_string(),
+            ),
+            Transport::UriTooLong => (
+                414,
+                "invalid_request",
+                "the request URI is too long".to_string(),
+            ),
+            Transport::RequestTimeout => (
+                408,
+                "invalid_request",
+                "the request body did not arrive in time".to_string(),
+            ),
+            Transport::UnreadableBody => (
+                400,
+                "invalid_request",
+                "the request body could not be read".to_string(),
+            ),
+        };
+        let mut r = json_no_store(
+            status,
+            &serde_json::json!({ "error": code, "error_description": description }),
+        );
+        if let Transport::MethodNotAllowed(allow) = self {
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        r
+    }
+}
+
 pub fn not_found() -> Reply {
-    error(&OAuthError::new(ErrorCode::NotFound, "no such endpoint"))
+    Transport::NotFound.reply()
 }
 
 pub fn method_not_allowed(allow: &'static str) -> Reply {
-    let mut r = error(&OAuthError::new(
-        ErrorCode::MethodNotAllowed,
-        format!("this endpoint accepts {allow}"),
-    ));
-    r.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    r
+    Transport::MethodNotAllowed(allow).reply()
 }
 
 /// Allow any origin to read a public document (discovery, JWKS).

@@ -1,137 +1,44 @@
-//! The authorization endpoint and the browser interaction behind it
-//! (login, consent), ending in a redirect with a code (RFC 6749 §4.1,
-//! OIDC Core §3.1.2, RFC 7636, RFC 9207).
-//!
-//! A pending request lives in the store, keyed by the hash of a random id
-//! (`rid`) that travels in the login/consent forms; it is bound to the
-//! browser that started it by the hash of a random binding cookie, and the
-//! forms' CSRF token is derived from both, so neither a swapped `rid` nor a
-//! cross-site POST can complete someone else's request.
+//! The authorization endpoint (RFC 6749 §4.1, OIDC Core §3.1.2, RFC 7636,
+//! RFC 9207): validate the request, then move it along — to sign-in
+//! ([`super::login`]), to consent ([`super::consent`]), or to the client's
+//! redirect URI with a code or an error. A request waiting for the user is a
+//! [`Pending`] request ([`super::pending`]).
 
-use base64::Engine;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
-
+use super::outcome::{ConsentView, Outcome};
+use super::pending::{self, hex_sha256, Pending};
 use super::scope::{decide, default_decision, Decision, Scopes};
-use super::{password, pkce, random_token, ErrorCode, OAuthError, Params};
+use super::session::{self, BrowserCookies};
+use super::{pkce, random_token, Ctx, ErrorCode, OAuthError, Params};
 use crate::config::GrantType;
-use crate::store::{AuthRequestRow, CodeRow, SessionRow, Store, TokenHash};
+use crate::store::{CodeRow, SessionRow, TokenHash};
 use crate::tenant::{Client, Tenant, User};
 
-/// How long a started sign-in may take.
-pub const AUTH_REQUEST_TTL: i64 = 30 * 60;
 /// Longest `state`, `nonce` or `login_hint` accepted.
 pub const MAX_PARAM_LEN: usize = 2048;
 
-/// Everything the protocol core needs of the world for one request.
-pub struct Ctx<'a> {
-    pub tenant: &'a Tenant,
-    pub store: &'a Store,
-    pub now: i64,
-    pub request: RequestInfo<'a>,
+/// A validated request on its way, and how far the user has come with it.
+pub(super) struct Interaction<'c> {
+    pub client: &'c Client,
+    pub pending: Pending,
+    /// Set once the request is stored.
+    pub rid: Option<String>,
+    pub session: Option<SessionRow>,
+    pub stage: Stage,
 }
 
-/// Who is asking, as far as the edge can tell (plugin scripts see it as `ctx.request`).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct RequestInfo<'a> {
-    pub ip: Option<std::net::IpAddr>,
-    pub user_agent: Option<&'a str>,
-}
-
-/// The browser's sesame cookies for this tenant.
-#[derive(Debug, Default, Clone)]
-pub struct BrowserCookies {
-    /// Random value binding pending requests to this browser.
-    pub binding: Option<String>,
-    /// Session id (SSO).
-    pub session: Option<String>,
-}
-
-/// What the browser should see next.
-#[derive(Debug)]
-pub enum Step {
-    /// 303 to the client's (registered) redirect URI: a code or an error.
-    Redirect(String),
-    /// 303 to the login page of this pending request.
-    GoToLogin { rid: String },
-    /// Show the login form.
-    Login(LoginView),
-    /// Show the consent form.
-    Consent(ConsentView),
-    /// The client or its redirect URI can't be trusted (or the request is gone): an error page.
-    ErrorPage(OAuthError),
-}
-
-#[derive(Debug)]
-pub struct LoginView {
-    pub rid: String,
-    pub csrf: String,
-    pub client_name: String,
-    pub username: String,
-    pub error: Option<String>,
-}
-
-#[derive(Debug)]
-pub struct ConsentView {
-    pub rid: String,
-    pub csrf: String,
-    pub client_name: String,
-    pub username: String,
-    /// (scope, description)
-    pub scopes: Vec<(String, String)>,
-}
-
-/// A step, and the cookies to change on the way.
-#[derive(Debug)]
-pub struct Outcome {
-    pub step: Step,
-    /// Set the binding cookie to this value.
-    pub set_binding: Option<String>,
-    /// Set the session cookie to this value.
-    pub set_session: Option<String>,
-    /// The status for a re-shown form (401 after a failed login).
-    pub unauthorized: bool,
-}
-
-impl Outcome {
-    fn step(step: Step) -> Outcome {
-        Outcome {
-            step,
-            set_binding: None,
-            set_session: None,
-            unauthorized: false,
-        }
-    }
-}
-
-/// A validated authorization request, as stored while the user interacts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Pending {
-    pub client_id: String,
-    pub redirect_uri: String,
-    pub requested: String,
-    pub state: Option<String>,
-    pub nonce: Option<String>,
-    pub code_challenge: Option<String>,
-    pub code_challenge_method: Option<String>,
-    pub prompt: Vec<String>,
-    pub max_age: Option<i64>,
-    pub login_hint: Option<String>,
-    /// SHA-256 (hex) of the binding cookie of the browser that started it.
-    pub browser: String,
+/// How far the user has come with a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Stage {
+    /// Just arrived at `/authorize`.
+    Arrived,
+    /// Signed in for this request (no re-authentication asked again).
+    SignedIn,
+    /// Signed in and consented.
+    Consented,
 }
 
 /// `GET|POST /authorize`.
-pub async fn authorize(
-    ctx: &Ctx<'_>,
-    params: Result<Params, OAuthError>,
-    cookies: &BrowserCookies,
-) -> Outcome {
-    let params = match params {
-        Ok(p) => p,
-        Err(e) => return Outcome::step(Step::ErrorPage(e)),
-    };
+pub async fn authorize(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies) -> Outcome {
     // Until the client and redirect URI are known good, errors stay on our page.
     let client = match params.get("client_id").and_then(|id| ctx.tenant.client(id)) {
         Some(c) => c.clone(),
@@ -141,55 +48,44 @@ pub async fn authorize(
             } else {
                 OAuthError::new(ErrorCode::InvalidClient, "unknown client")
             };
-            return Outcome::step(Step::ErrorPage(e));
+            return Outcome::error_page(e);
         }
     };
     let redirect_uri = match params.get("redirect_uri") {
         Some(uri) if client.redirect_uris.iter().any(|r| r == uri) => uri.to_string(),
         Some(_) => {
-            return Outcome::step(Step::ErrorPage(OAuthError::invalid_request(
+            return Outcome::error_page(OAuthError::invalid_request(
                 "redirect_uri is not registered for this client",
-            )))
+            ))
         }
         None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
         None => {
-            return Outcome::step(Step::ErrorPage(OAuthError::invalid_request(
-                "redirect_uri is required",
-            )))
+            return Outcome::error_page(OAuthError::invalid_request("redirect_uri is required"))
         }
     };
     let state = params.get("state").map(str::to_string);
     let fail = |e: OAuthError| back_to_client(ctx, &redirect_uri, state.as_deref(), e);
     if state.as_ref().is_some_and(|s| s.len() > MAX_PARAM_LEN) {
-        return Outcome::step(Step::ErrorPage(OAuthError::invalid_request(
-            "state is too long",
-        )));
+        return Outcome::error_page(OAuthError::invalid_request("state is too long"));
     }
 
-    let mut cookies = cookies.clone();
-    let mut set_binding = None;
-    if cookies.binding.is_none() {
-        let b = random_token();
-        cookies.binding = Some(b.clone());
-        set_binding = Some(b);
-    }
-    let pending = match validate(
-        ctx.tenant,
-        &client,
-        &params,
-        redirect_uri.clone(),
-        cookies.binding.as_deref().unwrap_or(""),
-    ) {
+    let (binding, set_binding) = cookies.binding();
+    let pending = match validate(ctx.tenant, &client, params, redirect_uri.clone(), &binding) {
         Ok(p) => p,
         Err(e) => return fail(e),
     };
-    let session = match current_session(ctx, &cookies).await {
+    let session = match session::current(ctx, cookies).await {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    let mut out = proceed(ctx, &client, pending, None, session, false, false).await;
-    out.set_binding = set_binding;
-    out
+    let step = Interaction {
+        client: &client,
+        pending,
+        rid: None,
+        session,
+        stage: Stage::Arrived,
+    };
+    proceed(ctx, step).await.with(set_binding)
 }
 
 /// Check every parameter of an authorization request from a trusted client.
@@ -305,19 +201,19 @@ fn validate(
     })
 }
 
-/// Decide the next step for a validated request. `rid` is set once the request is stored.
-async fn proceed(
-    ctx: &Ctx<'_>,
-    client: &Client,
-    pending: Pending,
-    rid: Option<String>,
-    session: Option<SessionRow>,
-    just_logged_in: bool,
-    consented: bool,
-) -> Outcome {
+/// Decide the next step for a validated request.
+pub(super) async fn proceed(ctx: &Ctx<'_>, step: Interaction<'_>) -> Outcome {
+    let Interaction {
+        client,
+        pending,
+        rid,
+        session,
+        stage,
+    } = step;
     let fail =
         |e: OAuthError| back_to_client(ctx, &pending.redirect_uri, pending.state.as_deref(), e);
-    let prompt_none = pending.prompt.iter().any(|p| p == "none");
+    let prompt_none = pending.prompts("none");
+    let just_logged_in = stage != Stage::Arrived;
     let user = session
         .as_ref()
         .and_then(|s| ctx.tenant.user_by_sub(&s.user_sub).map(|u| (s, u.clone())));
@@ -339,8 +235,8 @@ async fn proceed(
                     "the user is not signed in",
                 ));
             }
-            return match store_pending(ctx, &pending, rid).await {
-                Ok(rid) => Outcome::step(Step::GoToLogin { rid }),
+            return match pending::store(ctx, &pending, rid).await {
+                Ok(rid) => go_to_login(ctx, &rid),
                 Err(e) => fail(e),
             };
         }
@@ -357,7 +253,7 @@ async fn proceed(
             "no scope can be granted",
         ));
     }
-    if !client.skip_consent && !consented {
+    if !client.skip_consent && stage != Stage::Consented {
         let previous = match ctx
             .store
             .find_consent(&ctx.tenant.id, &client.id, &user.sub)
@@ -366,7 +262,7 @@ async fn proceed(
             Ok(p) => p.and_then(|s| Scopes::parse(&s)).unwrap_or_default(),
             Err(e) => return fail(e.into()),
         };
-        let needed = pending.prompt.iter().any(|p| p == "consent")
+        let needed = pending.prompts("consent")
             || !decision.granted.is_subset(&previous)
             || decision.granted.contains("offline_access");
         if needed {
@@ -376,8 +272,7 @@ async fn proceed(
                     "the user has not consented",
                 ));
             }
-            let binding_hash = pending.browser.clone();
-            let rid = match store_pending(ctx, &pending, rid).await {
+            let rid = match pending::store(ctx, &pending, rid).await {
                 Ok(rid) => rid,
                 Err(e) => return fail(e),
             };
@@ -394,8 +289,8 @@ async fn proceed(
                     (s.to_string(), description)
                 })
                 .collect();
-            return Outcome::step(Step::Consent(ConsentView {
-                csrf: csrf_token(&rid, &binding_hash),
+            return Outcome::page(super::outcome::Page::Consent(ConsentView {
+                csrf: pending.csrf(&rid),
                 rid,
                 client_name: client.name.clone(),
                 username: user.username.clone(),
@@ -427,17 +322,11 @@ async fn proceed(
         return fail(e.into());
     }
     if let Some(rid) = rid {
-        if let Err(e) = ctx
-            .store
-            .delete_auth_request(&ctx.tenant.id, TokenHash::of(&rid))
-            .await
-        {
-            tracing::warn!(error = %e, "could not delete a finished authorization request");
-        }
+        pending::finish(ctx, &rid).await;
     }
     let mut url = match url::Url::parse(&pending.redirect_uri) {
         Ok(u) => u,
-        Err(_) => return Outcome::step(Step::ErrorPage(OAuthError::server_error())),
+        Err(_) => return Outcome::error_page(OAuthError::server_error()),
     };
     {
         let mut q = url.query_pairs_mut();
@@ -447,276 +336,20 @@ async fn proceed(
         }
         q.append_pair("iss", &ctx.tenant.issuer);
     }
-    Outcome::step(Step::Redirect(url.to_string()))
+    Outcome::redirect(url.to_string())
 }
 
-/// Store the pending request unless it already is; returns its `rid`.
-async fn store_pending(
-    ctx: &Ctx<'_>,
-    pending: &Pending,
-    rid: Option<String>,
-) -> Result<String, OAuthError> {
-    if let Some(rid) = rid {
-        return Ok(rid);
-    }
-    let rid = random_token();
-    let params = serde_json::to_string(pending).map_err(|_| OAuthError::server_error())?;
-    ctx.store
-        .insert_auth_request(AuthRequestRow {
-            tenant_id: ctx.tenant.id.clone(),
-            request_hash: TokenHash::of(&rid),
-            client_id: pending.client_id.clone(),
-            params,
-            created_at: ctx.now,
-            expires_at: ctx.now + AUTH_REQUEST_TTL,
-        })
-        .await?;
-    Ok(rid)
-}
-
-/// Load a pending request and check it belongs to this browser.
-async fn load_pending(
-    ctx: &Ctx<'_>,
-    rid: Option<&str>,
-    cookies: &BrowserCookies,
-) -> Result<(Pending, std::sync::Arc<Client>), OAuthError> {
-    let expired = || {
-        OAuthError::invalid_request(
-            "this sign-in request has expired or is unknown; go back to the application and start again",
-        )
-    };
-    let rid = rid.ok_or_else(expired)?;
-    if rid.len() > 128 {
-        return Err(expired());
-    }
-    let row = ctx
-        .store
-        .find_auth_request(&ctx.tenant.id, TokenHash::of(rid), ctx.now)
-        .await?
-        .ok_or_else(expired)?;
-    let pending: Pending = serde_json::from_str(&row.params).map_err(|_| expired())?;
-    let binding = cookies.binding.as_deref().unwrap_or("");
-    let same_browser: bool = hex_sha256(binding)
-        .as_bytes()
-        .ct_eq(pending.browser.as_bytes())
-        .into();
-    if !same_browser {
-        return Err(expired());
-    }
-    let client = ctx
-        .tenant
-        .client(&pending.client_id)
-        .cloned()
-        .ok_or_else(expired)?;
-    // The configuration may have changed since: the redirect URI must still be registered.
-    if !client
-        .redirect_uris
-        .iter()
-        .any(|r| r == &pending.redirect_uri)
-    {
-        return Err(expired());
-    }
-    Ok((pending, client))
-}
-
-/// The pending request a form was submitted for, once its browser binding and CSRF token check out.
-async fn submitted(
-    ctx: &Ctx<'_>,
-    form: &Params,
-    cookies: &BrowserCookies,
-) -> Result<(String, Pending, std::sync::Arc<Client>), OAuthError> {
-    let rid = form.get("rid");
-    let (pending, client) = load_pending(ctx, rid, cookies).await?;
-    let rid = rid.unwrap_or_default().to_string();
-    check_csrf(&rid, &pending, form.get("csrf"))?;
-    Ok((rid, pending, client))
-}
-
-fn check_csrf(rid: &str, pending: &Pending, given: Option<&str>) -> Result<(), OAuthError> {
-    let expected = csrf_token(rid, &pending.browser);
-    let given = given.unwrap_or("");
-    if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
-        Ok(())
-    } else {
-        Err(OAuthError::invalid_request(
-            "the form has expired (CSRF check failed); start again",
-        ))
-    }
-}
-
-/// `GET /login?rid=…`: show the form.
-pub async fn login_page(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies) -> Outcome {
-    let rid = params.get("rid");
-    match load_pending(ctx, rid, cookies).await {
-        Ok((pending, client)) => {
-            let rid = rid.unwrap_or_default().to_string();
-            Outcome::step(Step::Login(LoginView {
-                csrf: csrf_token(&rid, &pending.browser),
-                rid,
-                client_name: client.name.clone(),
-                username: pending.login_hint.clone().unwrap_or_default(),
-                error: None,
-            }))
-        }
-        Err(e) => Outcome::step(Step::ErrorPage(e)),
-    }
-}
-
-/// `POST /login`: check the CSRF token and the password, start a session, go on.
-/// Failures are throttled (see [`super::throttle`]): while the username or
-/// the client's address `ip` is locked, the form comes back with a message
-/// and the seconds to wait (answered 429 with `Retry-After`).
-pub async fn login_submit(
-    ctx: &Ctx<'_>,
-    form: &Params,
-    cookies: &BrowserCookies,
-    ip: Option<std::net::IpAddr>,
-) -> (Outcome, Option<u64>) {
-    let (rid, pending, client) = match submitted(ctx, form, cookies).await {
-        Ok(p) => p,
-        Err(e) => return (Outcome::step(Step::ErrorPage(e)), None),
-    };
-    let username = form.get("username").unwrap_or("");
-    let password = form.get("password").unwrap_or("");
-    let form_again = |error: String, unauthorized: bool| {
-        let mut out = Outcome::step(Step::Login(LoginView {
-            csrf: csrf_token(&rid, &pending.browser),
-            rid: rid.clone(),
-            client_name: client.name.clone(),
-            username: username.chars().take(256).collect(),
-            error: Some(error),
-        }));
-        out.unauthorized = unauthorized;
-        out
-    };
-    let locked = |seconds: u64| {
-        let message = format!(
-            "Too many failed sign-in attempts. {}",
-            super::throttle::try_again_in(seconds)
-        );
-        (form_again(message, false), Some(seconds))
-    };
-    let throttle = super::throttle::Throttle::login(ctx.tenant, ctx.store, ctx.now, username, ip);
-    match throttle.check().await {
-        Ok(None) => {}
-        Ok(Some(seconds)) => return locked(seconds),
-        Err(e) => return (Outcome::step(Step::ErrorPage(e)), None),
-    }
-    let user = ctx.tenant.user(username).cloned();
-    // Unknown users cost the same as wrong passwords.
-    let phc = user
-        .as_ref()
-        .map(|u| u.password_hash.clone())
-        .unwrap_or_else(|| super::client_auth::DUMMY_PHC.to_string());
-    let verified = password::verify_bounded(password.as_bytes().to_vec(), phc).await;
-    let user = match user {
-        Some(u) if verified && username.len() <= MAX_PARAM_LEN => u,
-        _ => {
-            tracing::info!(tenant = %ctx.tenant.id, "failed login");
-            if let Some(seconds) = throttle.failed().await {
-                return locked(seconds);
-            }
-            let out = form_again("Incorrect username or password.".to_string(), true);
-            return (out, None);
-        }
-    };
-    throttle.succeeded().await;
-
-    if let Some(old) = cookies.session.as_deref() {
-        if let Err(e) = ctx
-            .store
-            .revoke_session(&ctx.tenant.id, TokenHash::of(old), ctx.now)
-            .await
-        {
-            tracing::warn!(error = %e, "could not end the previous session");
-        }
-    }
-    let sid = random_token();
-    let session = SessionRow {
-        tenant_id: ctx.tenant.id.clone(),
-        session_hash: TokenHash::of(&sid),
-        user_sub: user.sub.clone(),
-        auth_time: ctx.now,
-        created_at: ctx.now,
-        expires_at: ctx.now + ctx.tenant.lifetimes.session.as_secs() as i64,
-        revoked_at: None,
-    };
-    if let Err(e) = ctx.store.insert_session(session.clone()).await {
-        return (Outcome::step(Step::ErrorPage(e.into())), None);
-    }
-    tracing::info!(tenant = %ctx.tenant.id, sub = %user.sub, "signed in");
-    let mut out = proceed(ctx, &client, pending, Some(rid), Some(session), true, false).await;
-    out.set_session = Some(sid);
-    (out, None)
-}
-
-/// `POST /consent`: allow → code, deny → `access_denied`.
-pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCookies) -> Outcome {
-    let (rid, pending, client) = match submitted(ctx, form, cookies).await {
-        Ok(p) => p,
-        Err(e) => return Outcome::step(Step::ErrorPage(e)),
-    };
-    let session = match current_session(ctx, cookies).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return Outcome::step(Step::GoToLogin { rid }),
-        Err(e) => return Outcome::step(Step::ErrorPage(e)),
-    };
-    let deny =
-        |e: OAuthError| back_to_client(ctx, &pending.redirect_uri, pending.state.as_deref(), e);
-    match form.get("decision") {
-        Some("allow") => {}
-        Some("deny") => {
-            let _ = ctx
-                .store
-                .delete_auth_request(&ctx.tenant.id, TokenHash::of(&rid))
-                .await;
-            return deny(OAuthError::new(
-                ErrorCode::AccessDenied,
-                "the user denied the request",
-            ));
-        }
-        _ => {
-            return Outcome::step(Step::ErrorPage(OAuthError::invalid_request(
-                "decision must be allow or deny",
-            )))
-        }
-    }
-    let requested = Scopes::parse(&pending.requested).unwrap_or_default();
-    let user = ctx.tenant.user_by_sub(&session.user_sub);
-    let decision = match policy_decision(ctx, &client, user.map(|u| &**u), &requested) {
-        Ok(d) => d,
-        Err(e) => return deny(e),
-    };
-    let previous = match ctx
-        .store
-        .find_consent(&ctx.tenant.id, &client.id, &session.user_sub)
-        .await
-    {
-        Ok(p) => p.and_then(|s| Scopes::parse(&s)).unwrap_or_default(),
-        Err(e) => return deny(e.into()),
-    };
-    let remembered = previous
-        .union(&decision.granted)
-        .filter(|s| s != "offline_access");
-    if let Err(e) = ctx
-        .store
-        .save_consent(
-            &ctx.tenant.id,
-            &client.id,
-            &session.user_sub,
-            &remembered.to_string(),
-            ctx.now,
-        )
-        .await
-    {
-        return deny(e.into());
-    }
-    proceed(ctx, &client, pending, Some(rid), Some(session), true, true).await
+/// To the sign-in page of a stored request.
+pub(super) fn go_to_login(ctx: &Ctx<'_>, rid: &str) -> Outcome {
+    let mut url = ctx.tenant.endpoint("/login");
+    url.push_str("?rid=");
+    url.push_str(rid);
+    Outcome::redirect(url)
 }
 
 /// The code flow's decision: the default, then the scope policies; a
 /// `deny(reason)` is `access_denied` with that reason.
-fn policy_decision(
+pub(super) fn policy_decision(
     ctx: &Ctx<'_>,
     client: &Client,
     user: Option<&User>,
@@ -728,37 +361,19 @@ fn policy_decision(
         .map_err(|e| OAuthError::from_plugin(e, Some(ErrorCode::AccessDenied)))
 }
 
-async fn current_session(
-    ctx: &Ctx<'_>,
-    cookies: &BrowserCookies,
-) -> Result<Option<SessionRow>, OAuthError> {
-    match cookies.session.as_deref() {
-        Some(sid) if sid.len() <= 128 => Ok(ctx
-            .store
-            .find_session(&ctx.tenant.id, TokenHash::of(sid), ctx.now)
-            .await?),
-        _ => Ok(None),
-    }
-}
-
 /// An error once the client and its redirect URI are trusted: back to the
 /// client (RFC 6749 §4.1.2.1), except a database outage, which the user can
 /// retry on our own 503 page.
-fn back_to_client(
+pub(super) fn back_to_client(
     ctx: &Ctx<'_>,
     redirect_uri: &str,
     state: Option<&str>,
     e: OAuthError,
 ) -> Outcome {
     if e.code == ErrorCode::TemporarilyUnavailable {
-        return Outcome::step(Step::ErrorPage(e));
+        return Outcome::error_page(e);
     }
-    Outcome::step(Step::Redirect(error_redirect(
-        redirect_uri,
-        &e,
-        state,
-        &ctx.tenant.issuer,
-    )))
+    Outcome::redirect(error_redirect(redirect_uri, &e, state, &ctx.tenant.issuer))
 }
 
 /// RFC 6749 §4.1.2.1 error redirect, with `state` and `iss` (RFC 9207).
@@ -785,22 +400,6 @@ pub fn error_redirect(
     }
 }
 
-fn csrf_token(rid: &str, browser_hash: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"sesame-csrf\0");
-    h.update(rid.as_bytes());
-    h.update([0]);
-    h.update(browser_hash.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
-}
-
-fn hex_sha256(s: &str) -> String {
-    Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -818,13 +417,5 @@ mod tests {
             url,
             "https://app.example/cb?x=1&error=access_denied&error_description=no&state=s+t&iss=https%3A%2F%2Fid.example%2Ft"
         );
-    }
-
-    #[test]
-    fn csrf_token_depends_on_request_and_browser() {
-        let a = csrf_token("rid1", "b1");
-        assert_ne!(a, csrf_token("rid2", "b1"));
-        assert_ne!(a, csrf_token("rid1", "b2"));
-        assert_eq!(a, csrf_token("rid1", "b1"));
     }
 }

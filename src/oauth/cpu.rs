@@ -5,7 +5,7 @@
 //! signing cannot delay discovery or introspection).
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 type Job = Box<dyn FnOnce() + Send>;
 
@@ -13,34 +13,46 @@ struct Queue {
     jobs: VecDeque<Job>,
     /// Threads waiting for a job: only then does a new job need a wake-up.
     waiting: usize,
+    /// The pool was dropped: threads finish the queue and end.
+    closed: bool,
 }
 
-/// A pool of one thread per core, started on first use.
-pub struct Pool {
+struct Shared {
     name: &'static str,
     queue: Mutex<Queue>,
     ready: Condvar,
     /// Called by a thread that finds the queue empty, before it waits.
     on_idle: fn(),
+}
+
+/// A pool of one thread per core, started on first use. Owned by
+/// [`super::Services`]: it lives as long as the process, whatever the
+/// configuration generation. Its threads end once it is dropped and its
+/// queue is empty.
+pub struct Pool {
+    shared: Arc<Shared>,
     started: OnceLock<()>,
 }
 
 impl Pool {
-    pub const fn new(name: &'static str, on_idle: fn()) -> Pool {
+    pub fn new(name: &'static str, on_idle: fn()) -> Pool {
         Pool {
-            name,
-            queue: Mutex::new(Queue {
-                jobs: VecDeque::new(),
-                waiting: 0,
+            shared: Arc::new(Shared {
+                name,
+                queue: Mutex::new(Queue {
+                    jobs: VecDeque::new(),
+                    waiting: 0,
+                    closed: false,
+                }),
+                ready: Condvar::new(),
+                on_idle,
             }),
-            ready: Condvar::new(),
-            on_idle,
             started: OnceLock::new(),
         }
     }
 
     /// Run `f` on the pool; `None` if the pool cannot take it.
-    pub async fn run<T, F>(&'static self, f: F) -> Option<T>
+    pub async fn run<T, F>(&self, f: F) -> Option<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
@@ -50,7 +62,7 @@ impl Pool {
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
         });
-        let wake = match self.queue.lock() {
+        let wake = match self.shared.queue.lock() {
             Ok(mut queue) => {
                 queue.jobs.push_back(job);
                 queue.waiting > 0
@@ -58,46 +70,59 @@ impl Pool {
             Err(_) => return None,
         };
         if wake {
-            self.ready.notify_one();
+            self.shared.ready.notify_one();
         }
         rx.await.ok()
     }
 
-    fn start(&'static self) {
+    fn start(&self) {
         let n = std::thread::available_parallelism()
             .map(|n| n.get())
             .unwrap_or(2);
         for i in 0..n {
+            let shared = self.shared.clone();
             let spawned = std::thread::Builder::new()
-                .name(format!("{}-{i}", self.name))
+                .name(format!("{}-{i}", self.shared.name))
                 .spawn(move || {
-                    while let Some(job) = self.next() {
+                    while let Some(job) = next(&shared) {
                         job();
                     }
                 });
             if let Err(e) = spawned {
-                tracing::error!(error = %e, pool = self.name, "cannot start a worker thread");
+                tracing::error!(error = %e, pool = self.shared.name, "cannot start a worker thread");
             }
         }
     }
+}
 
-    /// The next job, waiting for one. `None` if the queue's lock is poisoned
-    /// (never: jobs run unlocked).
-    fn next(&self) -> Option<Job> {
-        let mut queue = self.queue.lock().ok()?;
-        if queue.jobs.is_empty() {
-            drop(queue);
-            (self.on_idle)();
-            queue = self.queue.lock().ok()?;
+impl Drop for Pool {
+    fn drop(&mut self) {
+        if let Ok(mut queue) = self.shared.queue.lock() {
+            queue.closed = true;
         }
-        loop {
-            if let Some(job) = queue.jobs.pop_front() {
-                return Some(job);
-            }
-            queue.waiting += 1;
-            queue = self.ready.wait(queue).ok()?;
-            queue.waiting -= 1;
+        self.shared.ready.notify_all();
+    }
+}
+
+/// The next job, waiting for one. `None` once the pool is dropped and its
+/// queue is empty, or if the queue's lock is poisoned (never: jobs run unlocked).
+fn next(shared: &Shared) -> Option<Job> {
+    let mut queue = shared.queue.lock().ok()?;
+    if queue.jobs.is_empty() {
+        drop(queue);
+        (shared.on_idle)();
+        queue = shared.queue.lock().ok()?;
+    }
+    loop {
+        if let Some(job) = queue.jobs.pop_front() {
+            return Some(job);
         }
+        if queue.closed {
+            return None;
+        }
+        queue.waiting += 1;
+        queue = shared.ready.wait(queue).ok()?;
+        queue.waiting -= 1;
     }
 }
 
@@ -105,25 +130,25 @@ impl Pool {
 mod tests {
     use super::*;
 
-    static POOL: Pool = Pool::new("sesame-test", || {});
-
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn runs_jobs_off_the_async_workers_and_returns_their_results() {
+        let pool = Arc::new(Pool::new("sesame-test", || {}));
         let here = std::thread::current().id();
-        let (value, there) = POOL
+        let (value, there) = pool
             .run(|| (6 * 7, std::thread::current().id()))
             .await
             .unwrap();
         assert_eq!(value, 42);
         assert_ne!(here, there);
-        let all = futures_join(64).await;
+        let all = futures_join(&pool, 64).await;
         assert_eq!(all, (0..64).map(|i| i * 2).collect::<Vec<_>>());
     }
 
-    async fn futures_join(n: u64) -> Vec<u64> {
+    async fn futures_join(pool: &Arc<Pool>, n: u64) -> Vec<u64> {
         let mut set = tokio::task::JoinSet::new();
         for i in 0..n {
-            set.spawn(async move { (i, POOL.run(move || i * 2).await.unwrap()) });
+            let pool = pool.clone();
+            set.spawn(async move { (i, pool.run(move || i * 2).await.unwrap()) });
         }
         let mut out = vec![0; n as usize];
         while let Some(r) = set.join_next().await {

@@ -3,8 +3,10 @@
 use crate::plugin::PluginError;
 use crate::store::StoreError;
 
-/// Every error code sesame answers with. The HTTP status and the
-/// `WWW-Authenticate` header follow from the code.
+/// Every protocol error code sesame answers with. Only codes of the OAuth
+/// and OpenID Connect registries live here; the edge derives the HTTP
+/// status and `WWW-Authenticate` from the code (transport failures such as
+/// an oversized body are the edge's own, see `http::reply::Transport`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
     /// RFC 6749 §5.2: missing, repeated or malformed parameter.
@@ -41,19 +43,7 @@ pub enum ErrorCode {
     InvalidToken,
     /// RFC 6750 §3.1: the token lacks the scope (403).
     InsufficientScope,
-    /// No such endpoint (404).
-    NotFound,
-    /// Wrong HTTP method (405).
-    MethodNotAllowed,
-    /// Body too large (413).
-    PayloadTooLarge,
-    /// Request headers too large (431).
-    HeadersTooLarge,
-    /// Request target (path and query) too long (414).
-    UriTooLong,
-    /// The body did not arrive in time (408).
-    RequestTimeout,
-    /// Too many failures: locked for `retry_after` seconds (429, `Retry-After`).
+    /// Too many failures: locked for `retry_after` seconds.
     /// `slow_down` as in RFC 8628 §3.5, the nearest registered OAuth error code.
     SlowDown { retry_after: u64 },
 }
@@ -78,30 +68,7 @@ impl ErrorCode {
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
-            ErrorCode::NotFound => "not_found",
-            ErrorCode::MethodNotAllowed => "method_not_allowed",
-            ErrorCode::PayloadTooLarge
-            | ErrorCode::HeadersTooLarge
-            | ErrorCode::UriTooLong
-            | ErrorCode::RequestTimeout => "invalid_request",
             ErrorCode::SlowDown { .. } => "slow_down",
-        }
-    }
-
-    pub fn status(self) -> u16 {
-        match self {
-            ErrorCode::InvalidClient | ErrorCode::InvalidToken => 401,
-            ErrorCode::InsufficientScope => 403,
-            ErrorCode::NotFound => 404,
-            ErrorCode::MethodNotAllowed => 405,
-            ErrorCode::RequestTimeout => 408,
-            ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::UriTooLong => 414,
-            ErrorCode::SlowDown { .. } => 429,
-            ErrorCode::HeadersTooLarge => 431,
-            ErrorCode::ServerError => 500,
-            ErrorCode::TemporarilyUnavailable => 503,
-            _ => 400,
         }
     }
 }

@@ -1,14 +1,12 @@
-//! Token introspection (RFC 7662) and revocation (RFC 7009).
+//! Token introspection (RFC 7662).
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::authorize::Ctx;
-use super::client_auth::{self, Presented};
+use super::access_token::{self, MAX_TOKEN_LEN};
+use super::client_auth;
 use super::scope::Scopes;
-use super::userinfo::{unrecorded_row, validate_access_token};
-use super::{OAuthError, Params};
-use crate::jose::verify_jwt;
-use crate::plugin::{run_claims, Claims, Hook, HookContext, REGISTERED_CLAIMS};
+use super::{Credentials, Ctx, OAuthError, Params};
+use crate::plugin::{run_claims, Claims, Hook, REGISTERED_CLAIMS};
 use crate::store::{AccessTokenRow, TokenHash};
 
 /// `POST /introspect`: `{"active": false}` for anything unknown, expired,
@@ -16,16 +14,16 @@ use crate::store::{AccessTokenRow, TokenHash};
 pub async fn introspect(
     ctx: &Ctx<'_>,
     params: &Params,
-    presented: Presented,
+    credentials: Credentials,
 ) -> Result<Value, OAuthError> {
-    let client = client_auth::authenticate(ctx.tenant, presented).await?;
+    let client = client_auth::authenticate(ctx, credentials).await?;
     if client.is_public() {
         // Only confidential clients (resource servers) may introspect.
         return Err(OAuthError::invalid_client());
     }
     let token = params.require("token")?;
     let inactive = json!({ "active": false });
-    if token.len() > 8192 {
+    if token.len() > MAX_TOKEN_LEN {
         return Ok(inactive);
     }
     let hint = params.get("token_type_hint");
@@ -44,7 +42,7 @@ pub async fn introspect(
 }
 
 async fn access_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>, OAuthError> {
-    let valid = match validate_access_token(ctx, token).await {
+    let valid = match access_token::validate(ctx, token).await {
         Ok(v) => v,
         Err(e) if e.code == super::ErrorCode::InvalidToken => return Ok(None),
         Err(e) => return Err(e),
@@ -105,17 +103,7 @@ fn plugin_claims(ctx: &Ctx<'_>, row: &AccessTokenRow) -> Result<Claims, OAuthErr
         .as_deref()
         .and_then(|s| ctx.tenant.user_by_sub(s));
     let scopes = Scopes::parse(&row.scope).unwrap_or_default();
-    let hook_ctx = HookContext {
-        tenant: ctx.tenant,
-        client,
-        user: user.map(|u| &**u),
-        requested: scopes.as_vec(),
-        granted: scopes.as_vec(),
-        grant_type: None,
-        ip: ctx.request.ip,
-        user_agent: ctx.request.user_agent,
-        now: ctx.now,
-    };
+    let hook_ctx = ctx.hooks(client, user.map(|u| &**u), &scopes, &scopes, None);
     run_claims(Hook::AccessTokenClaims, &hook_ctx).map_err(|e| OAuthError::from_plugin(e, None))
 }
 
@@ -145,64 +133,4 @@ async fn refresh_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>,
         out["username"] = json!(user.username);
     }
     Ok(Some(out))
-}
-
-/// `POST /revoke`: revoking a refresh token revokes its whole family (and the
-/// access tokens issued from it); revoking an access token revokes it alone.
-/// Unknown tokens, and tokens of other clients, are ignored (still 200).
-pub async fn revoke(
-    ctx: &Ctx<'_>,
-    params: &Params,
-    presented: Presented,
-) -> Result<(), OAuthError> {
-    let client = client_auth::authenticate(ctx.tenant, presented).await?;
-    let token = params.require("token")?;
-    if token.len() > 8192 {
-        return Ok(());
-    }
-    if let Some(row) = ctx
-        .store
-        .find_refresh_token(&ctx.tenant.id, TokenHash::of(token))
-        .await?
-    {
-        if row.client_id == client.id {
-            ctx.store
-                .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
-                .await?;
-            tracing::info!(tenant = %ctx.tenant.id, client = %client.id, "refresh token family revoked");
-        }
-        return Ok(());
-    }
-    let (hash, claims) = if token.matches('.').count() == 2 {
-        match verify_jwt(token, &ctx.tenant.keys) {
-            Ok(Value::Object(claims)) => match claims.get("jti").and_then(Value::as_str) {
-                Some(jti) => (TokenHash::of(jti), claims),
-                None => return Ok(()),
-            },
-            _ => return Ok(()),
-        }
-    } else {
-        (TokenHash::of(token), Map::new())
-    };
-    match ctx.store.find_access_token(&ctx.tenant.id, hash).await? {
-        Some(row) if row.client_id == client.id => {
-            ctx.store
-                .revoke_access_token(&ctx.tenant.id, hash, ctx.now)
-                .await?;
-        }
-        Some(_) => return Ok(()),
-        None => match unrecorded_row(&ctx.tenant.id, &claims) {
-            Some(row) if row.client_id == client.id && row.expires_at > ctx.now => {
-                ctx.store
-                    .insert_revoked_access_token(AccessTokenRow {
-                        revoked_at: Some(ctx.now),
-                        ..row
-                    })
-                    .await?;
-            }
-            _ => return Ok(()),
-        },
-    }
-    tracing::info!(tenant = %ctx.tenant.id, client = %client.id, "access token revoked");
-    Ok(())
 }

@@ -3,27 +3,14 @@
 
 use serde_json::Value;
 
-use super::authorize::{BrowserCookies, Ctx};
-use super::{OAuthError, Params};
+use super::outcome::{Outcome, Page};
+use super::session::{self, BrowserCookies};
+use super::{Ctx, OAuthError, Params};
 use crate::jose::verify_jwt;
-use crate::store::TokenHash;
 
-#[derive(Debug)]
-pub enum LogoutStep {
-    /// 303 to the client's registered post-logout URI.
-    Redirect(String),
-    /// Show the signed-out page.
-    SignedOut,
-    /// Bad request: an error page, nothing ended.
-    ErrorPage(OAuthError),
-}
-
-/// `GET|POST /logout`. Returns the next step and whether the session cookie must be cleared.
-pub async fn logout(
-    ctx: &Ctx<'_>,
-    params: &Params,
-    cookies: &BrowserCookies,
-) -> (LogoutStep, bool) {
+/// `GET|POST /logout`: on to the client's registered post-logout URI, or the
+/// signed-out page; a bad request gets an error page and ends nothing.
+pub async fn logout(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies) -> Outcome {
     // The hint names the client; it may have expired, but it must be ours.
     let hinted_client = match params.get("id_token_hint") {
         None => None,
@@ -39,23 +26,17 @@ pub async fn logout(
                 })
             }
             _ => {
-                return (
-                    LogoutStep::ErrorPage(OAuthError::invalid_request(
-                        "id_token_hint is not a valid ID token of this issuer",
-                    )),
-                    false,
-                )
+                return Outcome::error_page(OAuthError::invalid_request(
+                    "id_token_hint is not a valid ID token of this issuer",
+                ))
             }
         },
     };
     let client_id = match (hinted_client, params.get("client_id")) {
         (Some(h), Some(c)) if h != c => {
-            return (
-                LogoutStep::ErrorPage(OAuthError::invalid_request(
-                    "client_id does not match id_token_hint",
-                )),
-                false,
-            )
+            return Outcome::error_page(OAuthError::invalid_request(
+                "client_id does not match id_token_hint",
+            ))
         }
         (Some(h), _) => Some(h),
         (None, c) => c.map(str::to_string),
@@ -68,37 +49,25 @@ pub async fn logout(
                 .and_then(|id| ctx.tenant.client(id))
                 .is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
             if !registered {
-                return (
-                    LogoutStep::ErrorPage(OAuthError::invalid_request(
-                        "post_logout_redirect_uri is not registered for this client",
-                    )),
-                    false,
-                );
+                return Outcome::error_page(OAuthError::invalid_request(
+                    "post_logout_redirect_uri is not registered for this client",
+                ));
             }
             Some(uri.to_string())
         }
     };
-    if let Some(sid) = cookies.session.as_deref().filter(|s| s.len() <= 128) {
-        if let Err(e) = ctx
-            .store
-            .revoke_session(&ctx.tenant.id, TokenHash::of(sid), ctx.now)
-            .await
-        {
-            return (LogoutStep::ErrorPage(e.into()), false);
-        }
-        tracing::info!(tenant = %ctx.tenant.id, "signed out");
-    }
-    let step = match redirect {
-        Some(uri) => match url::Url::parse(&uri) {
-            Ok(mut u) => {
-                if let Some(state) = params.get("state") {
-                    u.query_pairs_mut().append_pair("state", state);
-                }
-                LogoutStep::Redirect(u.to_string())
-            }
-            Err(_) => LogoutStep::SignedOut,
-        },
-        None => LogoutStep::SignedOut,
+    let cleared = match session::end(ctx, cookies).await {
+        Ok(c) => c,
+        Err(e) => return Outcome::error_page(e),
     };
-    (step, true)
+    let out = match redirect.map(|uri| url::Url::parse(&uri)) {
+        Some(Ok(mut u)) => {
+            if let Some(state) = params.get("state") {
+                u.query_pairs_mut().append_pair("state", state);
+            }
+            Outcome::redirect(u.to_string())
+        }
+        _ => Outcome::page(Page::SignedOut),
+    };
+    out.with(Some(cleared))
 }

@@ -1,22 +1,36 @@
-//! The protocol core. Nothing here names a warp or diesel type: functions take
-//! parsed inputs, the tenant, the store and `now`, and return `Result<_, OAuthError>`.
+//! The protocol core. Nothing here names a warp, hyper or diesel type, an
+//! HTTP status or a cookie name: an endpoint takes a [`Ctx`] (the request's
+//! facts, the tenant, the store, `now`) and parsed inputs, and returns an
+//! [`Outcome`] or a `Result<_, OAuthError>` (see DESIGN.md).
 
+pub mod access_token;
 pub mod authorize;
 pub mod client_auth;
+pub mod consent;
+pub mod context;
 pub mod cpu;
 pub mod discovery;
 pub mod error;
+pub mod grant;
 pub mod introspect;
+pub mod issue;
+pub mod login;
 pub mod logout;
+pub mod outcome;
 pub mod params;
 pub mod password;
+pub mod pending;
 pub mod pkce;
+pub mod revoke;
 pub mod scope;
+pub mod session;
 pub mod throttle;
 pub mod token;
 pub mod userinfo;
 
+pub use context::{Credentials, Ctx, RequestFacts, Services};
 pub use error::{ErrorCode, OAuthError};
+pub use outcome::{Answer, Cookie, Outcome, Page};
 pub use params::Params;
 
 use base64::Engine;

@@ -5,6 +5,10 @@ use argon2::Argon2;
 
 use super::cpu::Pool;
 
+/// A hash no secret matches, verified for unknown users and clients so they
+/// cost what known ones do.
+pub(crate) const DUMMY_PHC: &str = "$argon2id$v=19$m=19456,t=2,p=1$ypV4sQCXBiStkZrL0L3GMA$FaJsU5LFYYQVwQBfLjMDNq77qRwxZMzlfLoYnXKUWAs";
+
 /// An argon2id PHC string for `secret` with the default (OWASP) parameters.
 pub fn hash(secret: &[u8]) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
@@ -33,7 +37,7 @@ thread_local! {
 }
 
 /// Give this thread's argon2 working memory back.
-fn release_blocks() {
+pub(crate) fn release_blocks() {
     BLOCKS.with(|cell| {
         if let Ok(mut blocks) = cell.try_borrow_mut() {
             *blocks = Vec::new();
@@ -83,17 +87,14 @@ fn verify_argon2(secret: &[u8], phc: &str) -> Option<bool> {
     Some(bool::from(out.as_slice().ct_eq(expected.as_bytes())))
 }
 
-/// Password hashing is deliberately expensive (argon2id: ~19 MiB and tens of
-/// milliseconds each). It runs on its own small pool of threads, one per
-/// core, never on the async workers: a login burst queues here instead of
-/// starving token requests, and memory stays bounded by the pool size (each
-/// thread reuses its working memory while logins queue, and frees it when
-/// idle).
-static KDF: Pool = Pool::new("sesame-kdf", release_blocks);
-
-/// [`verify`] on the password-hashing pool. A pool failure never matches.
-pub async fn verify_bounded(secret: Vec<u8>, phc: String) -> bool {
-    KDF.run(move || verify(&secret, &phc))
+/// [`verify`] on the password-hashing pool (`Services::kdf`). Password
+/// hashing is deliberately expensive (argon2id: ~19 MiB and tens of
+/// milliseconds each), so it never runs on the async workers: a login burst
+/// queues there instead of starving token requests, and memory stays bounded
+/// by the pool size (each thread reuses its working memory while logins
+/// queue, and frees it when idle). A pool failure never matches.
+pub async fn verify_bounded(pool: &Pool, secret: Vec<u8>, phc: String) -> bool {
+    pool.run(move || verify(&secret, &phc))
         .await
         .unwrap_or(false)
 }

@@ -1,8 +1,8 @@
 //! Scopes (RFC 6749 §3.3) and the default grant decision.
 
-use super::authorize::Ctx;
+use super::Ctx;
 use crate::config::GrantType;
-use crate::plugin::{run_scope_policy, Hook, HookContext, PluginError, Policy};
+use crate::plugin::{run_scope_policy, Hook, PluginError, Policy};
 use crate::tenant::{Client, Tenant, User};
 
 /// Most scopes a request may name.
@@ -148,17 +148,7 @@ pub fn decide(
     default: Decision,
     ceiling: Option<&Scopes>,
 ) -> Result<Decision, PluginError> {
-    let hook_ctx = HookContext {
-        tenant: ctx.tenant,
-        client,
-        user,
-        requested: requested.as_vec(),
-        granted: default.granted.as_vec(),
-        grant_type: Some(grant.as_str()),
-        ip: ctx.request.ip,
-        user_agent: ctx.request.user_agent,
-        now: ctx.now,
-    };
+    let hook_ctx = ctx.hooks(client, user, requested, &default.granted, Some(grant));
     if !hook_ctx.wants(Hook::ScopePolicy) {
         return Ok(default);
     }

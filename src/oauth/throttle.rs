@@ -9,11 +9,13 @@
 //! addresses are never stored in clear, and one tenant's counters never
 //! touch another's.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::Instant;
 
-use super::OAuthError;
-use crate::store::{Store, ThrottleKey, ThrottleWindow, TokenHash};
-use crate::tenant::Tenant;
+use super::{Ctx, OAuthError};
+use crate::store::{ThrottleKey, ThrottleWindow, TokenHash};
 
 /// How long this node trusts "not locked" for a key without asking the
 /// database again. A busy machine client then costs no database read per
@@ -23,46 +25,44 @@ const CLEAR_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Most keys remembered; the map is emptied when full (only costs reads).
 const CLEAR_LIMIT: usize = 100_000;
 
-type ClearMap = std::sync::Mutex<std::collections::HashMap<TokenHash, std::time::Instant>>;
+/// Keys this node recently found unlocked. Process-wide (in `Services`): a
+/// reload does not forget it.
+#[derive(Debug, Default)]
+pub struct ClearCache(Mutex<HashMap<TokenHash, Instant>>);
 
-fn clear_map() -> &'static ClearMap {
-    static CLEAR: std::sync::OnceLock<ClearMap> = std::sync::OnceLock::new();
-    CLEAR.get_or_init(Default::default)
-}
+impl ClearCache {
+    fn recently_clear(&self, key: TokenHash) -> bool {
+        self.0
+            .lock()
+            .ok()
+            .and_then(|m| m.get(&key).map(|at| at.elapsed() < CLEAR_TTL))
+            .unwrap_or(false)
+    }
 
-fn recently_clear(key: TokenHash) -> bool {
-    clear_map()
-        .lock()
-        .ok()
-        .and_then(|m| m.get(&key).map(|at| at.elapsed() < CLEAR_TTL))
-        .unwrap_or(false)
-}
-
-fn remember_clear(keys: impl Iterator<Item = TokenHash>) {
-    if let Ok(mut m) = clear_map().lock() {
-        if m.len() >= CLEAR_LIMIT {
-            m.clear();
-        }
-        let now = std::time::Instant::now();
-        for k in keys {
-            m.insert(k, now);
+    fn remember(&self, keys: impl Iterator<Item = TokenHash>) {
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= CLEAR_LIMIT {
+                m.clear();
+            }
+            let now = Instant::now();
+            for k in keys {
+                m.insert(k, now);
+            }
         }
     }
-}
 
-fn forget_clear(keys: impl Iterator<Item = TokenHash>) {
-    if let Ok(mut m) = clear_map().lock() {
-        for k in keys {
-            m.remove(&k);
+    fn forget(&self, keys: impl Iterator<Item = TokenHash>) {
+        if let Ok(mut m) = self.0.lock() {
+            for k in keys {
+                m.remove(&k);
+            }
         }
     }
 }
 
 /// The counters one request is subject to.
 pub struct Throttle<'a> {
-    tenant: &'a Tenant,
-    store: &'a Store,
-    now: i64,
+    ctx: &'a Ctx<'a>,
     keys: Vec<ThrottleKey>,
     /// Cleared after a success (the user's counter; never the IP's).
     principal: Option<TokenHash>,
@@ -73,28 +73,21 @@ pub struct Throttle<'a> {
 impl<'a> Throttle<'a> {
     /// A password sign-in as `username` (known or not: unknown names are
     /// counted too, so a lockout does not reveal which names exist).
-    pub fn login(
-        tenant: &'a Tenant,
-        store: &'a Store,
-        now: i64,
-        username: &str,
-        ip: Option<IpAddr>,
-    ) -> Throttle<'a> {
+    pub fn login(ctx: &'a Ctx<'a>, username: &str) -> Throttle<'a> {
+        let tenant = ctx.tenant;
         let user = key(&tenant.id, "user", username);
         let mut keys = vec![ThrottleKey {
             key: user,
             max_failures: tenant.throttle.max_failures,
         }];
-        if let Some(ip) = ip {
+        if let Some(ip) = ctx.request.ip {
             keys.push(ThrottleKey {
                 key: key(&tenant.id, "login-ip", &ip_key(ip)),
                 max_failures: tenant.throttle.ip_max_failures,
             });
         }
         Throttle {
-            tenant,
-            store,
-            now,
+            ctx,
             keys,
             principal: Some(user),
             what: "sign-in attempts",
@@ -103,13 +96,8 @@ impl<'a> Throttle<'a> {
 
     /// A client authentication claiming `client_id` (only registered ids are
     /// counted per client: random ids would only fill the table).
-    pub fn client(
-        tenant: &'a Tenant,
-        store: &'a Store,
-        now: i64,
-        client_id: Option<&str>,
-        ip: Option<IpAddr>,
-    ) -> Throttle<'a> {
+    pub fn client(ctx: &'a Ctx<'a>, client_id: Option<&str>) -> Throttle<'a> {
+        let tenant = ctx.tenant;
         let mut keys = Vec::with_capacity(2);
         if let Some(id) = client_id.filter(|id| tenant.client(id).is_some()) {
             keys.push(ThrottleKey {
@@ -117,16 +105,14 @@ impl<'a> Throttle<'a> {
                 max_failures: tenant.throttle.client_max_failures,
             });
         }
-        if let Some(ip) = ip {
+        if let Some(ip) = ctx.request.ip {
             keys.push(ThrottleKey {
                 key: key(&tenant.id, "client-ip", &ip_key(ip)),
                 max_failures: tenant.throttle.ip_max_failures,
             });
         }
         Throttle {
-            tenant,
-            store,
-            now,
+            ctx,
             keys,
             principal: None,
             what: "client authentications",
@@ -135,16 +121,18 @@ impl<'a> Throttle<'a> {
 
     /// `Ok(Some(seconds))` while one of the keys is locked.
     pub async fn check(&self) -> Result<Option<u64>, OAuthError> {
-        if self.keys.iter().all(|k| recently_clear(k.key)) {
+        let cache = &self.ctx.services.throttle;
+        if self.keys.iter().all(|k| cache.recently_clear(k.key)) {
             return Ok(None);
         }
         let hashes = self.keys.iter().map(|k| k.key).collect();
         let until = self
+            .ctx
             .store
-            .find_lockout(&self.tenant.id, hashes, self.now)
+            .find_lockout(&self.ctx.tenant.id, hashes, self.ctx.now)
             .await?;
         if until.is_none() {
-            remember_clear(self.keys.iter().map(|k| k.key));
+            cache.remember(self.keys.iter().map(|k| k.key));
         }
         Ok(until.map(|u| self.retry_after(u)))
     }
@@ -152,23 +140,28 @@ impl<'a> Throttle<'a> {
     /// Count a failure; `Some(seconds)` if it locked a key. A store error is
     /// logged, not answered: the failure itself is what the client hears about.
     pub async fn failed(&self) -> Option<u64> {
-        forget_clear(self.keys.iter().map(|k| k.key));
+        let (tenant, now) = (self.ctx.tenant, self.ctx.now);
+        self.ctx
+            .services
+            .throttle
+            .forget(self.keys.iter().map(|k| k.key));
         let window = ThrottleWindow {
-            window: secs(self.tenant.throttle.window),
-            lockout: secs(self.tenant.throttle.lockout),
+            window: secs(tenant.throttle.window),
+            lockout: secs(tenant.throttle.lockout),
         };
         match self
+            .ctx
             .store
-            .record_failure(&self.tenant.id, self.keys.clone(), window, self.now)
+            .record_failure(&tenant.id, self.keys.clone(), window, now)
             .await
         {
             Ok(Some(until)) => {
-                tracing::warn!(tenant = %self.tenant.id, "too many failed {}: locked", self.what);
+                tracing::warn!(tenant = %tenant.id, "too many failed {}: locked", self.what);
                 Some(self.retry_after(until))
             }
             Ok(None) => None,
             Err(e) => {
-                tracing::warn!(tenant = %self.tenant.id, error = %e, "could not count a failure");
+                tracing::warn!(tenant = %tenant.id, error = %e, "could not count a failure");
                 None
             }
         }
@@ -177,12 +170,9 @@ impl<'a> Throttle<'a> {
     /// A success: forget the user's failures (not the address's).
     pub async fn succeeded(&self) {
         if let Some(k) = self.principal {
-            if let Err(e) = self
-                .store
-                .clear_failures(&self.tenant.id, k, self.now)
-                .await
-            {
-                tracing::warn!(tenant = %self.tenant.id, error = %e, "could not clear failures");
+            let tenant = &self.ctx.tenant.id;
+            if let Err(e) = self.ctx.store.clear_failures(tenant, k, self.ctx.now).await {
+                tracing::warn!(tenant = %tenant, error = %e, "could not clear failures");
             }
         }
     }
@@ -193,7 +183,7 @@ impl<'a> Throttle<'a> {
     }
 
     fn retry_after(&self, until: i64) -> u64 {
-        u64::try_from(until.saturating_sub(self.now))
+        u64::try_from(until.saturating_sub(self.ctx.now))
             .unwrap_or(1)
             .max(1)
     }
@@ -222,16 +212,6 @@ pub fn ip_key(ip: IpAddr) -> String {
     }
 }
 
-/// "Try again in 3 minutes." for the sign-in page.
-pub fn try_again_in(seconds: u64) -> String {
-    match seconds {
-        0..=1 => "Try again in a second.".to_string(),
-        2..=59 => format!("Try again in {seconds} seconds."),
-        60..=119 => "Try again in a minute.".to_string(),
-        _ => format!("Try again in {} minutes.", seconds.div_ceil(60)),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,12 +235,5 @@ mod tests {
     fn keys_separate_tenants_kinds_and_values() {
         assert_ne!(key("a", "user", "x"), key("b", "user", "x"));
         assert_ne!(key("a", "user", "x"), key("a", "login-ip", "x"));
-    }
-
-    #[test]
-    fn messages() {
-        assert_eq!(try_again_in(30), "Try again in 30 seconds.");
-        assert_eq!(try_again_in(61), "Try again in a minute.");
-        assert_eq!(try_again_in(900), "Try again in 15 minutes.");
     }
 }

@@ -1,0 +1,98 @@
+//! Access tokens as presented back to us: where one is recorded, and
+//! whether it is valid now (userinfo, introspection, revocation).
+
+use serde_json::{Map, Value};
+
+use super::{Ctx, ErrorCode, OAuthError};
+use crate::jose::verify_jwt;
+use crate::store::{AccessTokenRow, TokenHash};
+
+/// Longest access token looked at.
+pub const MAX_TOKEN_LEN: usize = 8192;
+
+/// Where a presented access token is recorded: a JWT of this tenant under
+/// the hash of its verified `jti` (with its claims), anything else under its
+/// own hash (with no claims). `None` for a JWT that does not verify or has
+/// no `jti`, and for anything too long.
+pub fn locate(ctx: &Ctx<'_>, token: &str) -> Option<(TokenHash, Map<String, Value>)> {
+    if token.len() > MAX_TOKEN_LEN {
+        return None;
+    }
+    if token.matches('.').count() != 2 {
+        return Some((TokenHash::of(token), Map::new()));
+    }
+    let Ok(Value::Object(claims)) = verify_jwt(token, &ctx.tenant.keys) else {
+        return None;
+    };
+    let jti = claims.get("jti").and_then(Value::as_str)?;
+    Some((TokenHash::of(jti), claims))
+}
+
+/// A presented access token that is valid now.
+#[derive(Debug)]
+pub struct ValidToken {
+    pub row: AccessTokenRow,
+    /// The JWT's claims (empty for opaque tokens).
+    pub claims: Map<String, Value>,
+}
+
+/// Check an access token of this tenant: signature (JWT) or lookup (opaque),
+/// expiry, and revocation. Any failure is `invalid_token`, without detail.
+pub async fn validate(ctx: &Ctx<'_>, token: &str) -> Result<ValidToken, OAuthError> {
+    let invalid = || {
+        OAuthError::new(
+            ErrorCode::InvalidToken,
+            "the access token is invalid, expired or revoked",
+        )
+    };
+    if token.is_empty() {
+        return Err(invalid());
+    }
+    let (hash, claims) = locate(ctx, token).ok_or_else(invalid)?;
+    if !claims.is_empty() {
+        if claims.get("iss").and_then(Value::as_str) != Some(ctx.tenant.issuer.as_str()) {
+            return Err(invalid());
+        }
+        if claims.get("client_id").is_none() {
+            // An ID token is not an access token.
+            return Err(invalid());
+        }
+    }
+    let row = match ctx.store.find_access_token(&ctx.tenant.id, hash).await? {
+        Some(row) => row,
+        // A client-credentials JWT is recorded only once revoked.
+        None => unrecorded_row(&ctx.tenant.id, &claims).ok_or_else(invalid)?,
+    };
+    if row.revoked_at.is_some() || row.expires_at <= ctx.now {
+        return Err(invalid());
+    }
+    Ok(ValidToken { row, claims })
+}
+
+/// The row a client-credentials JWT access token would have, from its
+/// (verified) claims; `None` for any other token. Such tokens are not
+/// recorded when issued: they belong to no grant a replay could revoke, so
+/// only their revocation needs a row. User tokens carry `auth_time` (a claim
+/// no script can set) and are always recorded.
+pub fn unrecorded_row(tenant_id: &str, claims: &Map<String, Value>) -> Option<AccessTokenRow> {
+    if claims.contains_key("auth_time") {
+        return None;
+    }
+    let text = |name: &str| claims.get(name).and_then(Value::as_str);
+    let (client_id, jti) = (text("client_id")?, text("jti")?);
+    if text("sub")? != client_id {
+        return None;
+    }
+    Some(AccessTokenRow {
+        tenant_id: tenant_id.to_string(),
+        token_hash: TokenHash::of(jti),
+        grant_id: jti.to_string(),
+        client_id: client_id.to_string(),
+        user_sub: None,
+        scope: text("scope")?.to_string(),
+        jwt: true,
+        created_at: claims.get("iat").and_then(Value::as_i64)?,
+        expires_at: claims.get("exp").and_then(Value::as_i64)?,
+        revoked_at: None,
+    })
+}

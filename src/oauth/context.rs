@@ -1,0 +1,207 @@
+//! The contract between the edge and the core, on the way in: what a request
+//! brings ([`Ctx`], [`RequestFacts`], [`Credentials`]) and the process-wide
+//! services the core works with ([`Services`]). The edge builds these from
+//! HTTP; the core never sees a header, a status or a cookie name.
+
+use std::net::IpAddr;
+
+use super::cpu::Pool;
+use super::scope::Scopes;
+use super::throttle::ClearCache;
+use super::{OAuthError, Params};
+use crate::config::GrantType;
+use crate::plugin::HookContext;
+use crate::store::Store;
+use crate::tenant::{Client, Tenant, User};
+
+/// Everything the protocol core needs of the world for one request.
+pub struct Ctx<'a> {
+    pub tenant: &'a Tenant,
+    pub store: &'a Store,
+    pub services: &'a Services,
+    /// Unix seconds, read once per request.
+    pub now: i64,
+    pub request: RequestFacts<'a>,
+}
+
+/// What the edge could tell about a request (plugin scripts see `ip` and
+/// `user_agent` as `ctx.request`).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RequestFacts<'a> {
+    /// `GET`, `POST`, ...
+    pub method: &'a str,
+    /// The absolute URL of the endpoint called (issuer + path, no query).
+    pub url: &'a str,
+    /// The client's address (after `trusted_proxies`).
+    pub ip: Option<IpAddr>,
+    pub user_agent: Option<&'a str>,
+    /// The `DPoP` header as sent, unverified (RFC 9449); not yet used.
+    pub dpop: Option<&'a str>,
+}
+
+impl Ctx<'_> {
+    /// The one way a hook's `ctx` is made: this request, this client and
+    /// user, the scopes asked for and granted so far, the grant served
+    /// (absent at userinfo and introspection).
+    pub fn hooks<'h>(
+        &'h self,
+        client: &'h Client,
+        user: Option<&'h User>,
+        requested: &'h Scopes,
+        granted: &'h Scopes,
+        grant: Option<GrantType>,
+    ) -> HookContext<'h> {
+        HookContext {
+            tenant: self.tenant,
+            client,
+            user,
+            requested: requested.as_vec(),
+            granted: granted.as_vec(),
+            grant_type: grant.map(GrantType::as_str),
+            ip: self.request.ip,
+            user_agent: self.request.user_agent,
+            now: self.now,
+        }
+    }
+}
+
+/// The credentials a client presented, before we know whose they are
+/// (RFC 6749 §2.3, RFC 7521 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// `Authorization: Basic` (client_secret_basic).
+    Basic { id: String, secret: String },
+    /// `client_id` and `client_secret` in the body (client_secret_post).
+    Post { id: String, secret: String },
+    /// `client_assertion` (RFC 7523); no client is registered for it yet, so
+    /// it never authenticates.
+    Assertion {
+        id: Option<String>,
+        assertion_type: String,
+        assertion: String,
+    },
+    /// Only `client_id` (a public client, `none`).
+    None { id: String },
+    /// Nothing at all.
+    Absent,
+}
+
+impl Credentials {
+    /// What a request presented: the Basic header's pair (already decoded
+    /// by the edge) and the body's parameters. Contradictions (two methods,
+    /// two different ids) are `invalid_request`.
+    pub fn presented(
+        basic: Option<(String, String)>,
+        params: &Params,
+    ) -> Result<Credentials, OAuthError> {
+        let body_id = params.get("client_id").map(str::to_string);
+        let body_secret = params.get("client_secret").map(str::to_string);
+        let assertion = params.get("client_assertion").map(str::to_string);
+        if basic.is_some() && body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use one client authentication method, not two",
+            ));
+        }
+        if let Some((id, secret)) = basic {
+            if body_id.as_deref().is_some_and(|body_id| body_id != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the authenticated client",
+                ));
+            }
+            return Ok(Credentials::Basic { id, secret });
+        }
+        if let Some(assertion) = assertion {
+            return Ok(Credentials::Assertion {
+                id: body_id,
+                assertion_type: params
+                    .get("client_assertion_type")
+                    .unwrap_or_default()
+                    .to_string(),
+                assertion,
+            });
+        }
+        Ok(match (body_id, body_secret) {
+            (Some(id), Some(secret)) => Credentials::Post { id, secret },
+            (Some(id), None) => Credentials::None { id },
+            (None, _) => Credentials::Absent,
+        })
+    }
+
+    /// The client id these credentials claim, if any.
+    pub fn claimed_id(&self) -> Option<&str> {
+        match self {
+            Credentials::Basic { id, .. }
+            | Credentials::Post { id, .. }
+            | Credentials::None { id } => Some(id),
+            Credentials::Assertion { id, .. } => id.as_deref(),
+            Credentials::Absent => None,
+        }
+    }
+}
+
+/// What lives as long as the process, whatever the configuration: the
+/// thread pools for CPU-heavy work and the throttle's cache. Owned by the
+/// application value; a reload keeps them (no thread churn, no reset).
+pub struct Services {
+    /// RSA signatures (≈ 0.25 ms each), off the async workers.
+    pub signer: Pool,
+    /// Password and secret hashing (argon2id: tens of ms and ~19 MiB each).
+    pub kdf: Pool,
+    /// Throttle keys recently seen unlocked (see `throttle`).
+    pub throttle: ClearCache,
+}
+
+impl Services {
+    /// The services; their threads start on first use.
+    pub fn new() -> Services {
+        Services {
+            signer: Pool::new("sesame-sign", || {}),
+            kdf: Pool::new("sesame-kdf", super::password::release_blocks),
+            throttle: ClearCache::default(),
+        }
+    }
+}
+
+impl Default for Services {
+    fn default() -> Self {
+        Services::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn params(body: &str) -> Params {
+        Params::parse(body.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn credentials_say_which_method_was_used() {
+        let basic = Some(("a".to_string(), "s".to_string()));
+        assert_eq!(
+            Credentials::presented(basic.clone(), &params("client_id=a")).unwrap(),
+            Credentials::Basic {
+                id: "a".into(),
+                secret: "s".into()
+            }
+        );
+        assert_eq!(
+            Credentials::presented(None, &params("client_id=a&client_secret=s")).unwrap(),
+            Credentials::Post {
+                id: "a".into(),
+                secret: "s".into()
+            }
+        );
+        assert_eq!(
+            Credentials::presented(None, &params("client_id=a")).unwrap(),
+            Credentials::None { id: "a".into() }
+        );
+        assert_eq!(
+            Credentials::presented(None, &params("")).unwrap(),
+            Credentials::Absent
+        );
+        assert!(Credentials::presented(basic.clone(), &params("client_secret=s")).is_err());
+        assert!(Credentials::presented(basic, &params("client_id=b")).is_err());
+    }
+}

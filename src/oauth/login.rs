@@ -1,0 +1,98 @@
+//! Password sign-in for a pending authorization request (`GET|POST /login`).
+//! Failures are throttled (see [`super::throttle`]): while the username or
+//! the client's address is locked, the form comes back locked, without a
+//! look at the password.
+
+use super::authorize::{proceed, Interaction, Stage, MAX_PARAM_LEN};
+use super::outcome::{LoginView, Notice, Outcome, Page};
+use super::pending::{self, Pending};
+use super::session::{self, BrowserCookies};
+use super::throttle::Throttle;
+use super::{password, Ctx, Params};
+use crate::tenant::Client;
+
+/// `GET /login?rid=…`: show the form.
+pub async fn login_page(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies) -> Outcome {
+    let rid = params.get("rid");
+    match pending::load(ctx, rid, cookies).await {
+        Ok((pending, client)) => {
+            let rid = rid.unwrap_or_default();
+            let username = pending.login_hint.clone().unwrap_or_default();
+            form(&pending, &client, rid, username, None)
+        }
+        Err(e) => Outcome::error_page(e),
+    }
+}
+
+fn form(
+    pending: &Pending,
+    client: &Client,
+    rid: &str,
+    username: String,
+    notice: Option<Notice>,
+) -> Outcome {
+    Outcome::page(Page::Login(LoginView {
+        csrf: pending.csrf(rid),
+        rid: rid.to_string(),
+        client_name: client.name.clone(),
+        username,
+        notice,
+    }))
+}
+
+/// `POST /login`: check the CSRF token and the password, start a session, go on.
+pub async fn login_submit(
+    ctx: &Ctx<'_>,
+    form_params: &Params,
+    cookies: &BrowserCookies,
+) -> Outcome {
+    let (rid, pending, client) = match pending::submitted(ctx, form_params, cookies).await {
+        Ok(p) => p,
+        Err(e) => return Outcome::error_page(e),
+    };
+    let username = form_params.get("username").unwrap_or("");
+    let password = form_params.get("password").unwrap_or("");
+    let again = |notice: Notice| {
+        let shown = username.chars().take(256).collect();
+        form(&pending, &client, &rid, shown, Some(notice))
+    };
+    let locked = |retry_after: u64| again(Notice::Locked { retry_after });
+    let throttle = Throttle::login(ctx, username);
+    match throttle.check().await {
+        Ok(None) => {}
+        Ok(Some(seconds)) => return locked(seconds),
+        Err(e) => return Outcome::error_page(e),
+    }
+    let user = ctx.tenant.user(username).cloned();
+    // Unknown users cost the same as wrong passwords.
+    let phc = user
+        .as_ref()
+        .map(|u| u.password_hash.clone())
+        .unwrap_or_else(|| password::DUMMY_PHC.to_string());
+    let verified =
+        password::verify_bounded(&ctx.services.kdf, password.as_bytes().to_vec(), phc).await;
+    let user = match user {
+        Some(u) if verified && username.len() <= MAX_PARAM_LEN => u,
+        _ => {
+            tracing::info!(tenant = %ctx.tenant.id, "failed login");
+            if let Some(seconds) = throttle.failed().await {
+                return locked(seconds);
+            }
+            return again(Notice::BadCredentials);
+        }
+    };
+    throttle.succeeded().await;
+
+    let (session, cookie) = match session::start(ctx, &user, cookies).await {
+        Ok(s) => s,
+        Err(e) => return Outcome::error_page(e),
+    };
+    let step = Interaction {
+        client: &client,
+        pending,
+        rid: Some(rid),
+        session: Some(session),
+        stage: Stage::SignedIn,
+    };
+    proceed(ctx, step).await.with(Some(cookie))
+}

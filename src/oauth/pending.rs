@@ -1,0 +1,188 @@
+//! Pending authorization requests: a validated request waiting for the user
+//! to sign in or consent.
+//!
+//! A pending request lives in the store, keyed by the hash of a random id
+//! (`rid`) that travels in the login/consent forms; it is bound to the
+//! browser that started it by the hash of the browser's binding cookie, and
+//! the forms' CSRF token is derived from both, so neither a swapped `rid` nor
+//! a cross-site POST can complete someone else's request.
+
+use std::sync::Arc;
+
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::session::BrowserCookies;
+use super::{random_token, Ctx, OAuthError, Params};
+use crate::store::{AuthRequestRow, TokenHash};
+use crate::tenant::Client;
+
+/// How long a started sign-in may take.
+pub const AUTH_REQUEST_TTL: i64 = 30 * 60;
+
+/// A validated authorization request, as stored while the user interacts.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pending {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub requested: String,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// SHA-256 (hex) of the binding cookie of the browser that started it.
+    pub browser: String,
+}
+
+impl Pending {
+    /// Whether the request asked for `prompt=<value>`.
+    pub fn prompts(&self, value: &str) -> bool {
+        self.prompt.iter().any(|p| p == value)
+    }
+
+    /// The CSRF token of this request's forms.
+    pub fn csrf(&self, rid: &str) -> String {
+        csrf_token(rid, &self.browser)
+    }
+}
+
+/// Store the pending request unless it already is; returns its `rid`.
+pub async fn store(
+    ctx: &Ctx<'_>,
+    pending: &Pending,
+    rid: Option<String>,
+) -> Result<String, OAuthError> {
+    if let Some(rid) = rid {
+        return Ok(rid);
+    }
+    let rid = random_token();
+    let params = serde_json::to_string(pending).map_err(|_| OAuthError::server_error())?;
+    ctx.store
+        .insert_auth_request(AuthRequestRow {
+            tenant_id: ctx.tenant.id.clone(),
+            request_hash: TokenHash::of(&rid),
+            client_id: pending.client_id.clone(),
+            params,
+            created_at: ctx.now,
+            expires_at: ctx.now + AUTH_REQUEST_TTL,
+        })
+        .await?;
+    Ok(rid)
+}
+
+/// Forget a finished request (best effort: it expires anyway).
+pub async fn finish(ctx: &Ctx<'_>, rid: &str) {
+    if let Err(e) = ctx
+        .store
+        .delete_auth_request(&ctx.tenant.id, TokenHash::of(rid))
+        .await
+    {
+        tracing::warn!(error = %e, "could not delete a finished authorization request");
+    }
+}
+
+/// Load a pending request and check it belongs to this browser.
+pub async fn load(
+    ctx: &Ctx<'_>,
+    rid: Option<&str>,
+    cookies: &BrowserCookies,
+) -> Result<(Pending, Arc<Client>), OAuthError> {
+    let expired = || {
+        OAuthError::invalid_request(
+            "this sign-in request has expired or is unknown; go back to the application and start again",
+        )
+    };
+    let rid = rid.ok_or_else(expired)?;
+    if rid.len() > 128 {
+        return Err(expired());
+    }
+    let row = ctx
+        .store
+        .find_auth_request(&ctx.tenant.id, TokenHash::of(rid), ctx.now)
+        .await?
+        .ok_or_else(expired)?;
+    let pending: Pending = serde_json::from_str(&row.params).map_err(|_| expired())?;
+    let binding = cookies.binding.as_deref().unwrap_or("");
+    let same_browser: bool = hex_sha256(binding)
+        .as_bytes()
+        .ct_eq(pending.browser.as_bytes())
+        .into();
+    if !same_browser {
+        return Err(expired());
+    }
+    let client = ctx
+        .tenant
+        .client(&pending.client_id)
+        .cloned()
+        .ok_or_else(expired)?;
+    // The configuration may have changed since: the redirect URI must still be registered.
+    if !client
+        .redirect_uris
+        .iter()
+        .any(|r| r == &pending.redirect_uri)
+    {
+        return Err(expired());
+    }
+    Ok((pending, client))
+}
+
+/// The pending request a form was submitted for, once its browser binding
+/// and CSRF token check out: `(rid, request, client)`.
+pub async fn submitted(
+    ctx: &Ctx<'_>,
+    form: &Params,
+    cookies: &BrowserCookies,
+) -> Result<(String, Pending, Arc<Client>), OAuthError> {
+    let rid = form.get("rid");
+    let (pending, client) = load(ctx, rid, cookies).await?;
+    let rid = rid.unwrap_or_default().to_string();
+    check_csrf(&rid, &pending, form.get("csrf"))?;
+    Ok((rid, pending, client))
+}
+
+fn check_csrf(rid: &str, pending: &Pending, given: Option<&str>) -> Result<(), OAuthError> {
+    let expected = pending.csrf(rid);
+    let given = given.unwrap_or("");
+    if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
+        Ok(())
+    } else {
+        Err(OAuthError::invalid_request(
+            "the form has expired (CSRF check failed); start again",
+        ))
+    }
+}
+
+fn csrf_token(rid: &str, browser_hash: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"sesame-csrf\0");
+    h.update(rid.as_bytes());
+    h.update([0]);
+    h.update(browser_hash.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
+}
+
+/// SHA-256 of a binding cookie, hex: what a pending request stores of it.
+pub fn hex_sha256(s: &str) -> String {
+    Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csrf_token_depends_on_request_and_browser() {
+        let a = csrf_token("rid1", "b1");
+        assert_ne!(a, csrf_token("rid2", "b1"));
+        assert_ne!(a, csrf_token("rid1", "b2"));
+        assert_eq!(a, csrf_token("rid1", "b1"));
+    }
+}
