@@ -8,10 +8,11 @@ use warp::hyper::Body;
 
 use super::reply::{self, Reply};
 use super::{cookies, pages, App, Request};
+use crate::oauth::access_token::Bearer;
 use crate::oauth::outcome::{Notice, Page};
 use crate::oauth::{
     authorize, consent, introspect, login, logout, revoke, token, userinfo, Answer, Credentials,
-    Ctx, ErrorCode, OAuthError, Outcome, Params, RequestFacts,
+    Ctx, OAuthError, Outcome, Params, RequestFacts,
 };
 use crate::tenant::Tenant;
 
@@ -98,8 +99,8 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
         "/token" => reply::method_not_allowed("POST"),
         "/userinfo" if get || post => {
             let result = async {
-                let token = access_token(&req)?;
-                userinfo::userinfo(&c, &token).await
+                let presented = bearer(&req)?;
+                userinfo::userinfo(&c, presented).await
             }
             .await;
             with_cors(respond(tenant, result.into()))
@@ -143,25 +144,18 @@ fn client_request(req: &Request) -> Result<(Params, Credentials), OAuthError> {
     Ok((params, credentials))
 }
 
-/// The access token of a userinfo request: the `Authorization: Bearer`
-/// header or the form body's `access_token` (RFC 6750 §2.1, §2.2), not both.
-fn access_token(req: &Request) -> Result<String, OAuthError> {
-    let form_token = if req.method == Method::POST && !req.body.is_empty() {
+/// Where a userinfo request put its access token: the `Authorization:
+/// Bearer` header and the form body's `access_token`.
+fn bearer(req: &Request) -> Result<Bearer, OAuthError> {
+    let body = if req.method == Method::POST && !req.body.is_empty() {
         req.form()?.get("access_token").map(str::to_string)
     } else {
         None
     };
-    match (req.bearer(), form_token) {
-        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
-            "send the access token once, not in both the header and the body",
-        )),
-        (Some(t), None) => Ok(t.to_string()),
-        (None, Some(t)) => Ok(t),
-        (None, None) => Err(OAuthError::new(
-            ErrorCode::InvalidToken,
-            "an access token is required",
-        )),
-    }
+    Ok(Bearer {
+        header: req.bearer().map(str::to_string),
+        body,
+    })
 }
 
 fn with_cors(mut r: Reply) -> Reply {

@@ -10,6 +10,31 @@ use crate::store::{AccessTokenRow, TokenHash};
 /// Longest access token looked at.
 pub const MAX_TOKEN_LEN: usize = 8192;
 
+/// An access token as a resource request presented it (RFC 6750 §2): in
+/// the `Authorization: Bearer` header, in the form body, or both.
+#[derive(Debug, Default, Clone)]
+pub struct Bearer {
+    pub header: Option<String>,
+    pub body: Option<String>,
+}
+
+impl Bearer {
+    /// The one token presented; `invalid_request` if it came twice,
+    /// `invalid_token` if it did not come.
+    pub fn token(self) -> Result<String, OAuthError> {
+        match (self.header, self.body) {
+            (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+                "send the access token once, not in both the header and the body",
+            )),
+            (Some(t), None) | (None, Some(t)) => Ok(t),
+            (None, None) => Err(OAuthError::new(
+                ErrorCode::InvalidToken,
+                "an access token is required",
+            )),
+        }
+    }
+}
+
 /// Where a presented access token is recorded: a JWT of this tenant under
 /// the hash of its verified `jti` (with its claims), anything else under its
 /// own hash (with no claims). `None` for a JWT that does not verify or has

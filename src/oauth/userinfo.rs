@@ -2,15 +2,16 @@
 
 use serde_json::Value;
 
-use super::access_token;
+use super::access_token::{self, Bearer};
 use super::issue::user_claims;
 use super::scope::Scopes;
 use super::{Ctx, ErrorCode, OAuthError};
 use crate::plugin::{run_claims, Hook};
 
 /// `GET|POST /userinfo`: the user's claims for the token's scopes.
-pub async fn userinfo(ctx: &Ctx<'_>, token: &str) -> Result<Value, OAuthError> {
-    let valid = access_token::validate(ctx, token).await?;
+pub async fn userinfo(ctx: &Ctx<'_>, presented: Bearer) -> Result<Value, OAuthError> {
+    let token = presented.token()?;
+    let valid = access_token::validate(ctx, &token).await?;
     let scopes = Scopes::parse(&valid.row.scope).unwrap_or_default();
     if !scopes.contains("openid") {
         return Err(OAuthError::new(
