@@ -635,6 +635,7 @@ pub async fn login_submit(
     let session = SessionRow {
         tenant_id: ctx.tenant.id.clone(),
         session_hash: TokenHash::of(&sid),
+        sid: random_token(),
         user_sub: user.sub.clone(),
         auth_time: ctx.now,
         created_at: ctx.now,

@@ -289,17 +289,68 @@ impl Store {
         hash: TokenHash,
         now: i64,
     ) -> Result<Option<SessionRow>, StoreError> {
+        self.find_live_session(tenant_id, SessionKey::Cookie(hash), now)
+            .await
+    }
+
+    /// Unexpired, unrevoked session with this public id, or None.
+    pub async fn find_session_by_sid(
+        &self,
+        tenant_id: &str,
+        sid: &str,
+        now: i64,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        self.find_live_session(tenant_id, SessionKey::Sid(sid.to_string()), now)
+            .await
+    }
+
+    async fn find_live_session(
+        &self,
+        tenant_id: &str,
+        key: SessionKey,
+        now: i64,
+    ) -> Result<Option<SessionRow>, StoreError> {
         use schema::sessions::dsl as s;
         let tenant = tenant_id.to_string();
         self.run(move |conn| {
-            q(s::sessions
-                .filter(s::tenant_id.eq(&tenant))
-                .filter(s::session_hash.eq(hash))
+            let live = s::sessions
+                .filter(s::tenant_id.eq(tenant))
                 .filter(s::expires_at.gt(now))
                 .filter(s::revoked_at.is_null())
+                .into_boxed();
+            let picked = match key {
+                SessionKey::Cookie(hash) => live.filter(s::session_hash.eq(hash)),
+                SessionKey::Sid(sid) => live.filter(s::sid.eq(sid)),
+            };
+            q(picked
                 .select(SessionRow::as_select())
                 .first(conn)
                 .optional())
+        })
+        .await
+    }
+
+    /// Revoke every unexpired, unrevoked session of the user; returns how
+    /// many this call revoked.
+    pub async fn revoke_sessions_of_user(
+        &self,
+        tenant_id: &str,
+        user_sub: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        use schema::sessions::dsl as s;
+        let (tenant, sub) = (tenant_id.to_string(), user_sub.to_string());
+        self.write(move |conn| {
+            q(diesel::update(
+                s::sessions
+                    .filter(s::tenant_id.eq(&tenant))
+                    .filter(s::user_sub.eq(&sub))
+                    .filter(s::expires_at.gt(now))
+                    .filter(s::revoked_at.is_null()),
+            )
+            .set(s::revoked_at.eq(Some(now)))
+            .execute(conn))
+            .map(|n| n as u64)
         })
         .await
     }
@@ -709,6 +760,12 @@ impl Store {
         )
         .await
     }
+}
+
+/// What picks a session: the hash of its cookie, or its public id.
+enum SessionKey {
+    Cookie(TokenHash),
+    Sid(String),
 }
 
 /// `issued`, checked to belong to the tenant whose code or token is spent.

@@ -61,13 +61,16 @@ pub struct AuthRequestRow {
     pub expires_at: i64,
 }
 
-/// A browser session (SSO).
+/// A browser session (SSO), keyed by the hash of its cookie.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions)]
 #[diesel(treat_none_as_default_value = false)]
 pub struct SessionRow {
     pub tenant_id: String,
     pub session_hash: TokenHash,
+    /// Public and stable (the `sid` of back-channel logout), unrelated to the
+    /// cookie. Sessions from before it existed have the hex of `session_hash`.
+    pub sid: String,
     pub user_sub: String,
     pub auth_time: i64,
     pub created_at: i64,
