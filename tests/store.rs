@@ -241,6 +241,7 @@ async fn sessions() {
         let row = SessionRow {
             tenant_id: A.into(),
             session_hash: h("sid-1"),
+            sid: "public-sid-1".into(),
             user_sub: "alice".into(),
             auth_time: NOW - 5,
             created_at: NOW,
@@ -270,6 +271,143 @@ async fn sessions() {
             store.find_session(A, h("sid-1"), NOW).await.unwrap(),
             None,
             "revoked"
+        );
+    }
+}
+
+fn session(tenant: &str, cookie: &str, sid: &str, sub: &str) -> SessionRow {
+    SessionRow {
+        tenant_id: tenant.into(),
+        session_hash: h(cookie),
+        sid: sid.into(),
+        user_sub: sub.into(),
+        auth_time: NOW - 5,
+        created_at: NOW,
+        expires_at: NOW + 3600,
+        revoked_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_are_found_by_their_public_sid() {
+    for (tdb, store) in stores() {
+        let row = session(A, "cookie-1", "sid-1", "alice");
+        store.insert_session(row.clone()).await.unwrap();
+        store
+            .insert_session(session(A, "cookie-2", "sid-2", "alice"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.find_session_by_sid(A, "sid-1", NOW).await.unwrap(),
+            Some(row.clone()),
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store.find_session(A, h("cookie-1"), NOW).await.unwrap(),
+            Some(row),
+            "{tdb:?}: the cookie still finds it"
+        );
+        assert_eq!(
+            store.find_session_by_sid(A, "cookie-1", NOW).await.unwrap(),
+            None,
+            "the cookie is not the sid"
+        );
+        assert_eq!(
+            store.find_session_by_sid(B, "sid-1", NOW).await.unwrap(),
+            None,
+            "other tenant"
+        );
+        assert_eq!(
+            store
+                .find_session_by_sid(A, "sid-1", NOW + 3600)
+                .await
+                .unwrap(),
+            None,
+            "expired"
+        );
+        assert!(store
+            .revoke_session(A, h("cookie-1"), NOW + 1)
+            .await
+            .unwrap());
+        assert_eq!(
+            store.find_session_by_sid(A, "sid-1", NOW).await.unwrap(),
+            None,
+            "revoked"
+        );
+        assert!(store
+            .find_session_by_sid(A, "sid-2", NOW)
+            .await
+            .unwrap()
+            .is_some());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoking_a_users_sessions_spares_everyone_else() {
+    for (tdb, store) in stores() {
+        for (tenant, cookie, sub) in [
+            (A, "alice-1", "alice"),
+            (A, "alice-2", "alice"),
+            (A, "alice-revoked", "alice"),
+            (A, "bob-1", "bob"),
+            (B, "alice-b", "alice"),
+        ] {
+            store
+                .insert_session(session(tenant, cookie, &format!("sid-{cookie}"), sub))
+                .await
+                .unwrap();
+        }
+        store
+            .insert_session(SessionRow {
+                expires_at: NOW - 1,
+                ..session(A, "alice-expired", "sid-alice-expired", "alice")
+            })
+            .await
+            .unwrap();
+        assert!(store
+            .revoke_session(A, h("alice-revoked"), NOW)
+            .await
+            .unwrap());
+
+        assert_eq!(
+            store
+                .revoke_sessions_of_user(A, "alice", NOW)
+                .await
+                .unwrap(),
+            2,
+            "{tdb:?}: the live ones"
+        );
+        assert_eq!(
+            store
+                .revoke_sessions_of_user(A, "alice", NOW + 1)
+                .await
+                .unwrap(),
+            0,
+            "{tdb:?}: none left"
+        );
+        for cookie in ["alice-1", "alice-2"] {
+            assert_eq!(
+                store.find_session(A, h(cookie), NOW).await.unwrap(),
+                None,
+                "{tdb:?}: {cookie}"
+            );
+        }
+        for (tenant, cookie) in [(A, "bob-1"), (B, "alice-b")] {
+            assert!(
+                store
+                    .find_session(tenant, h(cookie), NOW)
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "{tdb:?}: {cookie}"
+            );
+        }
+        assert_eq!(
+            store
+                .revoke_sessions_of_user(B, "carol", NOW)
+                .await
+                .unwrap(),
+            0
         );
     }
 }
@@ -827,6 +965,7 @@ async fn purge_removes_only_expired_rows() {
                 .insert_session(SessionRow {
                     tenant_id: A.into(),
                     session_hash: h(&format!("old-sid-{i}")),
+                    sid: format!("old-public-sid-{i}"),
                     user_sub: "alice".into(),
                     auth_time: NOW - 9000,
                     created_at: NOW - 9000,
@@ -874,6 +1013,7 @@ async fn purge_removes_only_expired_rows() {
         let live_session = SessionRow {
             tenant_id: A.into(),
             session_hash: h("live-sid"),
+            sid: "live-public-sid".into(),
             user_sub: "alice".into(),
             auth_time: NOW,
             created_at: NOW,

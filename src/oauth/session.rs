@@ -3,6 +3,10 @@
 //! the session row), starting a session at sign-in (rotating away any
 //! previous one), and ending it at logout. The edge only reads and writes
 //! the cookies this module asks for ([`Cookie`]).
+//!
+//! Every session also has a stable public id, `sid` (random, unrelated to
+//! the cookie value): the name other parties may use for it (OpenID
+//! back-channel logout, revocation by session) without holding a credential.
 
 use super::outcome::Cookie;
 use super::{random_token, Ctx, OAuthError};
@@ -72,6 +76,7 @@ pub async fn start(
     let row = SessionRow {
         tenant_id: ctx.tenant.id.clone(),
         session_hash: TokenHash::of(&value),
+        sid: random_token(),
         user_sub: user.sub.clone(),
         auth_time: ctx.now,
         created_at: ctx.now,

@@ -16,15 +16,14 @@ use diesel::r2d2::Pool;
 
 mod conn;
 mod model;
-mod rows;
 mod schema;
+mod sql;
 mod throttle;
 
 pub use model::*;
 pub use throttle::{ThrottleKey, ThrottleWindow};
 
 use conn::{is_unique_violation, query_error, write_tx, Manager};
-use rows::{DbAccessToken, DbAuthRequest, DbCode, DbConsent, DbKey, DbRefreshToken, DbSession};
 
 /// How long an expired code is kept so that a late replay is still
 /// recognised as one (and its grant revoked) rather than reported unknown.
@@ -201,22 +200,22 @@ impl Store {
                 q(k::signing_keys
                     .filter(k::tenant_id.eq(&key.tenant_id))
                     .filter(k::alg.eq(&key.alg))
-                    .select(DbKey::as_select())
+                    .select(StoredKey::as_select())
                     .first(conn)
                     .optional())
             };
             if let Some(found) = find(conn)? {
-                return Ok(found.into());
+                return Ok(found);
             }
             match diesel::insert_into(k::signing_keys)
-                .values(DbKey::from(key.clone()))
+                .values(&key)
                 .execute(conn)
             {
                 Ok(_) => {}
                 Err(e) if is_unique_violation(&e) => {}
                 Err(e) => return Err(query_error(e)),
             }
-            find(conn)?.map(StoredKey::from).ok_or_else(|| {
+            find(conn)?.ok_or_else(|| {
                 StoreError::Query("signing key vanished right after its insert".into())
             })
         })
@@ -227,7 +226,7 @@ impl Store {
         use schema::auth_requests::dsl as a;
         self.write(move |conn| {
             q(diesel::insert_into(a::auth_requests)
-                .values(DbAuthRequest::from(row))
+                .values(row)
                 .execute(conn))
             .map(|_| ())
         })
@@ -246,13 +245,11 @@ impl Store {
         self.run(move |conn| {
             q(a::auth_requests
                 .filter(a::tenant_id.eq(&tenant))
-                .filter(a::request_hash.eq(hash.0.as_slice()))
+                .filter(a::request_hash.eq(hash))
                 .filter(a::expires_at.gt(now))
-                .select(DbAuthRequest::as_select())
+                .select(AuthRequestRow::as_select())
                 .first(conn)
-                .optional())?
-            .map(AuthRequestRow::try_from)
-            .transpose()
+                .optional())
         })
         .await
     }
@@ -269,7 +266,7 @@ impl Store {
             q(diesel::delete(
                 a::auth_requests
                     .filter(a::tenant_id.eq(&tenant))
-                    .filter(a::request_hash.eq(hash.0.as_slice())),
+                    .filter(a::request_hash.eq(hash)),
             )
             .execute(conn))
             .map(|n| n > 0)
@@ -280,10 +277,7 @@ impl Store {
     pub async fn insert_session(&self, row: SessionRow) -> Result<(), StoreError> {
         use schema::sessions::dsl as s;
         self.write(move |conn| {
-            q(diesel::insert_into(s::sessions)
-                .values(DbSession::from(row))
-                .execute(conn))
-            .map(|_| ())
+            q(diesel::insert_into(s::sessions).values(row).execute(conn)).map(|_| ())
         })
         .await
     }
@@ -295,19 +289,68 @@ impl Store {
         hash: TokenHash,
         now: i64,
     ) -> Result<Option<SessionRow>, StoreError> {
+        self.find_live_session(tenant_id, SessionKey::Cookie(hash), now)
+            .await
+    }
+
+    /// Unexpired, unrevoked session with this public id, or None.
+    pub async fn find_session_by_sid(
+        &self,
+        tenant_id: &str,
+        sid: &str,
+        now: i64,
+    ) -> Result<Option<SessionRow>, StoreError> {
+        self.find_live_session(tenant_id, SessionKey::Sid(sid.to_string()), now)
+            .await
+    }
+
+    async fn find_live_session(
+        &self,
+        tenant_id: &str,
+        key: SessionKey,
+        now: i64,
+    ) -> Result<Option<SessionRow>, StoreError> {
         use schema::sessions::dsl as s;
         let tenant = tenant_id.to_string();
         self.run(move |conn| {
-            q(s::sessions
-                .filter(s::tenant_id.eq(&tenant))
-                .filter(s::session_hash.eq(hash.0.as_slice()))
+            let live = s::sessions
+                .filter(s::tenant_id.eq(tenant))
                 .filter(s::expires_at.gt(now))
                 .filter(s::revoked_at.is_null())
-                .select(DbSession::as_select())
+                .into_boxed();
+            let picked = match key {
+                SessionKey::Cookie(hash) => live.filter(s::session_hash.eq(hash)),
+                SessionKey::Sid(sid) => live.filter(s::sid.eq(sid)),
+            };
+            q(picked
+                .select(SessionRow::as_select())
                 .first(conn)
-                .optional())?
-            .map(SessionRow::try_from)
-            .transpose()
+                .optional())
+        })
+        .await
+    }
+
+    /// Revoke every unexpired, unrevoked session of the user; returns how
+    /// many this call revoked.
+    pub async fn revoke_sessions_of_user(
+        &self,
+        tenant_id: &str,
+        user_sub: &str,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        use schema::sessions::dsl as s;
+        let (tenant, sub) = (tenant_id.to_string(), user_sub.to_string());
+        self.write(move |conn| {
+            q(diesel::update(
+                s::sessions
+                    .filter(s::tenant_id.eq(&tenant))
+                    .filter(s::user_sub.eq(&sub))
+                    .filter(s::expires_at.gt(now))
+                    .filter(s::revoked_at.is_null()),
+            )
+            .set(s::revoked_at.eq(Some(now)))
+            .execute(conn))
+            .map(|n| n as u64)
         })
         .await
     }
@@ -325,7 +368,7 @@ impl Store {
             q(diesel::update(
                 s::sessions
                     .filter(s::tenant_id.eq(&tenant))
-                    .filter(s::session_hash.eq(hash.0.as_slice()))
+                    .filter(s::session_hash.eq(hash))
                     .filter(s::revoked_at.is_null()),
             )
             .set(s::revoked_at.eq(Some(now)))
@@ -390,15 +433,15 @@ impl Store {
                 if updated > 0 {
                     return Ok(());
                 }
-                let row = DbConsent {
-                    tenant_id: &tenant,
-                    client_id: &client,
-                    user_sub: &sub,
-                    scope: &scope,
-                    created_at: now,
-                    updated_at: now,
-                };
-                match diesel::insert_into(c::consents).values(&row).execute(conn) {
+                let row = (
+                    c::tenant_id.eq(&tenant),
+                    c::client_id.eq(&client),
+                    c::user_sub.eq(&sub),
+                    c::scope.eq(&scope),
+                    c::created_at.eq(now),
+                    c::updated_at.eq(now),
+                );
+                match diesel::insert_into(c::consents).values(row).execute(conn) {
                     Ok(_) => return Ok(()),
                     Err(e) if is_unique_violation(&e) => continue,
                     Err(e) => return Err(query_error(e)),
@@ -415,7 +458,7 @@ impl Store {
         use schema::authorization_codes::dsl as c;
         self.write(move |conn| {
             q(diesel::insert_into(c::authorization_codes)
-                .values(DbCode::from(row))
+                .values(row)
                 .execute(conn))
             .map(|_| ())
         })
@@ -433,12 +476,10 @@ impl Store {
         self.run(move |conn| {
             q(c::authorization_codes
                 .filter(c::tenant_id.eq(&tenant))
-                .filter(c::code_hash.eq(hash.0.as_slice()))
-                .select(DbCode::as_select())
+                .filter(c::code_hash.eq(hash))
+                .select(CodeRow::as_select())
                 .first(conn)
-                .optional())?
-            .map(CodeRow::try_from)
-            .transpose()
+                .optional())
         })
         .await
     }
@@ -456,13 +497,13 @@ impl Store {
     ) -> Result<CodeConsumption, StoreError> {
         use schema::authorization_codes::dsl as c;
         let tenant = tenant_id.to_string();
-        let issued = DbIssued::new(tenant_id, issued)?;
+        let issued = checked(tenant_id, issued)?;
         self.write(move |conn| {
             let spent = q(write_tx(conn, |conn| {
                 let won = diesel::update(
                     c::authorization_codes
                         .filter(c::tenant_id.eq(&tenant))
-                        .filter(c::code_hash.eq(hash.0.as_slice()))
+                        .filter(c::code_hash.eq(hash))
                         .filter(c::consumed_at.is_null()),
                 )
                 .set(c::consumed_at.eq(Some(now)))
@@ -475,8 +516,8 @@ impl Store {
                 // Lost: tell a replay (its row, for its grant) from an unknown code.
                 c::authorization_codes
                     .filter(c::tenant_id.eq(&tenant))
-                    .filter(c::code_hash.eq(hash.0.as_slice()))
-                    .select(DbCode::as_select())
+                    .filter(c::code_hash.eq(hash))
+                    .select(CodeRow::as_select())
                     .first(conn)
                     .optional()
                     .map(Some)
@@ -484,7 +525,7 @@ impl Store {
             Ok(match spent {
                 None => CodeConsumption::Consumed,
                 Some(None) => CodeConsumption::NotFound,
-                Some(Some(row)) => CodeConsumption::AlreadyUsed(Box::new(row.try_into()?)),
+                Some(Some(row)) => CodeConsumption::AlreadyUsed(Box::new(row)),
             })
         })
         .await
@@ -500,7 +541,7 @@ impl Store {
         else {
             return Ok(());
         };
-        let issued = DbIssued::new(&tenant, issued)?;
+        let issued = checked(&tenant, issued)?;
         self.write(move |conn| q(write_tx(conn, |conn| issued.insert(conn))))
             .await
     }
@@ -515,12 +556,10 @@ impl Store {
         self.run(move |conn| {
             q(r::refresh_tokens
                 .filter(r::tenant_id.eq(&tenant))
-                .filter(r::token_hash.eq(hash.0.as_slice()))
-                .select(DbRefreshToken::as_select())
+                .filter(r::token_hash.eq(hash))
+                .select(RefreshTokenRow::as_select())
                 .first(conn)
-                .optional())?
-            .map(RefreshTokenRow::try_from)
-            .transpose()
+                .optional())
         })
         .await
     }
@@ -539,13 +578,13 @@ impl Store {
     ) -> Result<Rotation, StoreError> {
         use schema::refresh_tokens::dsl as r;
         let tenant = tenant_id.to_string();
-        let issued = DbIssued::new(tenant_id, issued)?;
+        let issued = checked(tenant_id, issued)?;
         self.write(move |conn| {
             q(write_tx(conn, |conn| {
                 let updated = diesel::update(
                     r::refresh_tokens
                         .filter(r::tenant_id.eq(&tenant))
-                        .filter(r::token_hash.eq(old.0.as_slice()))
+                        .filter(r::token_hash.eq(old))
                         .filter(r::used_at.is_null())
                         .filter(r::revoked_at.is_null()),
                 )
@@ -557,7 +596,7 @@ impl Store {
                 }
                 let exists = r::refresh_tokens
                     .filter(r::tenant_id.eq(&tenant))
-                    .filter(r::token_hash.eq(old.0.as_slice()))
+                    .filter(r::token_hash.eq(old))
                     .select(r::created_at)
                     .first::<i64>(conn)
                     .optional()?
@@ -578,7 +617,7 @@ impl Store {
         use schema::access_tokens::dsl as t;
         self.write(move |conn| {
             match diesel::insert_into(t::access_tokens)
-                .values(DbAccessToken::from(row))
+                .values(row)
                 .execute(conn)
             {
                 Ok(_) => Ok(()),
@@ -599,12 +638,10 @@ impl Store {
         self.run(move |conn| {
             q(t::access_tokens
                 .filter(t::tenant_id.eq(&tenant))
-                .filter(t::token_hash.eq(hash.0.as_slice()))
-                .select(DbAccessToken::as_select())
+                .filter(t::token_hash.eq(hash))
+                .select(AccessTokenRow::as_select())
                 .first(conn)
-                .optional())?
-            .map(AccessTokenRow::try_from)
-            .transpose()
+                .optional())
         })
         .await
     }
@@ -622,7 +659,7 @@ impl Store {
             q(diesel::update(
                 t::access_tokens
                     .filter(t::tenant_id.eq(&tenant))
-                    .filter(t::token_hash.eq(hash.0.as_slice()))
+                    .filter(t::token_hash.eq(hash))
                     .filter(t::revoked_at.is_null()),
             )
             .set(t::revoked_at.eq(Some(now)))
@@ -725,34 +762,32 @@ impl Store {
     }
 }
 
-/// [`Issued`] as rows, checked to belong to the tenant whose code or token
-/// is spent.
-struct DbIssued {
-    access_token: Option<DbAccessToken>,
-    refresh_token: Option<DbRefreshToken>,
+/// What picks a session: the hash of its cookie, or its public id.
+enum SessionKey {
+    Cookie(TokenHash),
+    Sid(String),
 }
 
-impl DbIssued {
-    fn new(tenant_id: &str, issued: Issued) -> Result<DbIssued, StoreError> {
-        let foreign = issued
-            .access_token
+/// `issued`, checked to belong to the tenant whose code or token is spent.
+fn checked(tenant_id: &str, issued: Issued) -> Result<Issued, StoreError> {
+    let foreign = issued
+        .access_token
+        .as_ref()
+        .is_some_and(|t| t.tenant_id != tenant_id)
+        || issued
+            .refresh_token
             .as_ref()
-            .is_some_and(|t| t.tenant_id != tenant_id)
-            || issued
-                .refresh_token
-                .as_ref()
-                .is_some_and(|t| t.tenant_id != tenant_id);
-        if foreign {
-            return Err(StoreError::Query(
-                "issued tokens belong to another tenant".into(),
-            ));
-        }
-        Ok(DbIssued {
-            access_token: issued.access_token.map(DbAccessToken::from),
-            refresh_token: issued.refresh_token.map(DbRefreshToken::from),
-        })
+            .is_some_and(|t| t.tenant_id != tenant_id);
+    if foreign {
+        return Err(StoreError::Query(
+            "issued tokens belong to another tenant".into(),
+        ));
     }
+    Ok(issued)
+}
 
+impl Issued {
+    /// Write the rows (inside the caller's transaction).
     fn insert(&self, conn: &mut Db) -> Result<(), diesel::result::Error> {
         if let Some(row) = &self.access_token {
             diesel::insert_into(schema::access_tokens::table)

@@ -31,6 +31,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        sid -> Text,
     }
 }
 

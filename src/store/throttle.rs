@@ -41,10 +41,9 @@ impl Store {
         }
         let tenant = tenant_id.to_string();
         self.run(move |conn| {
-            let hashes: Vec<Vec<u8>> = keys.iter().map(|k| k.0.to_vec()).collect();
             let until: Vec<i64> = q(t::throttles
                 .filter(t::tenant_id.eq(&tenant))
-                .filter(t::key_hash.eq_any(&hashes))
+                .filter(t::key_hash.eq_any(&keys))
                 .filter(t::locked_until.gt(now))
                 .select(t::locked_until)
                 .load(conn))?;
@@ -79,7 +78,7 @@ impl Store {
                 let result = write_tx(conn, |conn| {
                     let mut locked: Option<i64> = None;
                     for k in &keys {
-                        let hash = k.key.0.as_slice();
+                        let hash = k.key;
                         let row = || {
                             t::throttles
                                 .filter(t::tenant_id.eq(&tenant))
@@ -152,7 +151,7 @@ impl Store {
             q(diesel::delete(
                 t::throttles
                     .filter(t::tenant_id.eq(&tenant))
-                    .filter(t::key_hash.eq(key.0.as_slice()))
+                    .filter(t::key_hash.eq(key))
                     .filter(t::locked_until.le(now)),
             )
             .execute(conn))
