@@ -81,7 +81,7 @@ pub fn load_str(
         }
     }
     // 5. Semantics. A value whose variable was missing has been reported already.
-    for e in validate(&config) {
+    for e in validate(&mut config) {
         if expansion_paths.iter().any(|p| is_under(&e.path, p)) {
             continue;
         }
