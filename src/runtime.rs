@@ -40,7 +40,7 @@ impl Runtime {
             Err(e) => (Scripts::default(), e),
         };
         for (i, t) in config.tenants.iter().enumerate() {
-            match load_keys(&config, t, store).await {
+            match load_keys(t, store).await {
                 Ok(keys) => tenants.push(Arc::new(Tenant::new(t, keys, &scripts))),
                 Err(message) => errors.push(ConfigError {
                     path: format!("tenants[{i}].signing"),
@@ -105,13 +105,13 @@ impl Runtime {
     }
 }
 
-async fn load_keys(config: &Config, t: &TenantConfig, store: &Store) -> Result<Keyset, String> {
+/// The tenant's configured keys (parsed when the config was validated), or
+/// its generated key from the store.
+async fn load_keys(t: &TenantConfig, store: &Store) -> Result<Keyset, String> {
     let alg = t.signing.alg;
-    let mut keys = Vec::with_capacity(t.signing.keys.len().max(1));
-    for path in &t.signing.keys {
-        let path = config.base_dir.join(path);
-        let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        keys.push(SigningKey::from_pem(&pem, alg).map_err(|e| format!("{}: {e}", path.display()))?);
+    let mut keys = t.signing.loaded_keys.clone();
+    if keys.len() != t.signing.keys.len() {
+        return Err("signing keys not loaded: the configuration was not validated".to_string());
     }
     if keys.is_empty() {
         let fresh = SigningKey::generate(alg).map_err(|e| e.to_string())?;

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::jose::Alg;
+use crate::jose::{Alg, SigningKey};
 
 mod duration;
 mod env;
@@ -279,6 +279,9 @@ pub struct SigningConfig {
     /// PEM files; the first signs, all are published. Empty: generated and stored.
     #[serde(default)]
     pub keys: Vec<PathBuf>,
+    /// The `keys` files, read and parsed once by validation, in order.
+    #[serde(skip)]
+    pub loaded_keys: Vec<SigningKey>,
 }
 
 /// Token lifetimes; absent values fall back to the tenant's, then the defaults.

@@ -68,17 +68,23 @@ pub fn warnings(config: &Config) -> Vec<ConfigError> {
 /// Check every rule on `config` (whose `base_dir` is set: key files and
 /// plugin scripts are looked up on disk) and return every problem found.
 /// What the checks parse is kept in `config`, so nothing is parsed again:
-/// `server.trusted_networks`.
+/// `server.trusted_networks` and each tenant's `signing.loaded_keys`.
 pub fn validate(config: &mut Config) -> Vec<ConfigError> {
     let mut c = Checker::default();
     let networks = server(&mut c, &config.server);
     database(&mut c, &config.database);
     let mut tenant_ids: HashMap<&str, usize> = HashMap::new();
     let mut issuers: Vec<(IssuerKey, usize)> = Vec::new();
-    for (ti, t) in config.tenants.iter().enumerate() {
-        tenant(&mut c, config, ti, t, &mut tenant_ids, &mut issuers);
-    }
+    let keys: Vec<Vec<SigningKey>> = config
+        .tenants
+        .iter()
+        .enumerate()
+        .map(|(ti, t)| tenant(&mut c, config, ti, t, &mut tenant_ids, &mut issuers))
+        .collect();
     config.server.trusted_networks = networks;
+    for (t, keys) in config.tenants.iter_mut().zip(keys) {
+        t.signing.loaded_keys = keys;
+    }
     c.errors
 }
 
@@ -155,7 +161,7 @@ fn tenant<'a>(
     t: &'a TenantConfig,
     tenant_ids: &mut HashMap<&'a str, usize>,
     issuers: &mut Vec<(IssuerKey, usize)>,
-) {
+) -> Vec<SigningKey> {
     let tp = format!("tenants[{ti}]");
     // id
     if t.id.is_empty() {
@@ -190,37 +196,7 @@ fn tenant<'a>(
             issuers.push((key, ti));
         }
     }
-    // signing
-    let mut seen_keys = BTreeSet::new();
-    for (ki, key) in t.signing.keys.iter().enumerate() {
-        let kp = format!("{tp}.signing.keys[{ki}]");
-        let file = config.resolve(key);
-        if !seen_keys.insert(file.clone()) {
-            c.err(
-                kp,
-                format!("signing key {} is listed twice", file.display()),
-            );
-            continue;
-        }
-        match std::fs::read(&file) {
-            Err(e) => c.err(
-                kp,
-                format!("cannot read signing key {}: {e}", file.display()),
-            ),
-            Ok(pem) => {
-                if let Err(e) = SigningKey::from_pem(&pem, t.signing.alg) {
-                    c.err(
-                        kp,
-                        format!(
-                            "signing key {} is not a usable {} key: {e}",
-                            file.display(),
-                            t.signing.alg
-                        ),
-                    );
-                }
-            }
-        }
-    }
+    let keys = signing_keys(c, config, &tp, t);
     lifetimes(c, &format!("{tp}.lifetimes"), &t.lifetimes);
     throttle(c, &format!("{tp}.throttle"), &t.throttle);
     // scopes
@@ -262,6 +238,42 @@ fn tenant<'a>(
             &mut client_ids,
         );
     }
+    keys
+}
+
+/// Read and parse the tenant's key files; returns the keys that parse.
+fn signing_keys(c: &mut Checker, config: &Config, tp: &str, t: &TenantConfig) -> Vec<SigningKey> {
+    let mut keys = Vec::with_capacity(t.signing.keys.len());
+    let mut seen_keys = BTreeSet::new();
+    for (ki, key) in t.signing.keys.iter().enumerate() {
+        let kp = format!("{tp}.signing.keys[{ki}]");
+        let file = config.resolve(key);
+        if !seen_keys.insert(file.clone()) {
+            c.err(
+                kp,
+                format!("signing key {} is listed twice", file.display()),
+            );
+            continue;
+        }
+        match std::fs::read(&file) {
+            Err(e) => c.err(
+                kp,
+                format!("cannot read signing key {}: {e}", file.display()),
+            ),
+            Ok(pem) => match SigningKey::from_pem(&pem, t.signing.alg) {
+                Ok(k) => keys.push(k),
+                Err(e) => c.err(
+                    kp,
+                    format!(
+                        "signing key {} is not a usable {} key: {e}",
+                        file.display(),
+                        t.signing.alg
+                    ),
+                ),
+            },
+        }
+    }
+    keys
 }
 
 /// Returns the routing key of a well-formed issuer.
