@@ -17,9 +17,11 @@ use crate::jose::{Alg, SigningKey};
 mod duration;
 mod env;
 mod load;
+mod restart;
 mod validate;
 
 pub use load::{load, load_str};
+pub use restart::restart_only_changes;
 pub use validate::{validate, warnings, REGISTERED_CLAIMS};
 
 /// One configuration problem, named by its YAML path.
