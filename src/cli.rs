@@ -297,7 +297,7 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-/// SIGHUP: build a new generation from the file; swap it in only if it is valid.
+/// SIGHUP: reload the configuration file.
 async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
     #[cfg(unix)]
     {
@@ -308,23 +308,10 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
         };
         while hup.recv().await.is_some() {
             tracing::info!(config = %path.display(), "SIGHUP: reloading configuration");
-            let config = match config::load(&path) {
-                Ok(c) => c,
-                Err(errors) => {
-                    for e in &errors.0 {
-                        tracing::error!(error = %e, "reload rejected, still serving the previous configuration");
-                    }
-                    continue;
-                }
-            };
-            let previous = app.runtime.load_full();
-            match Runtime::build(config, &app.store, Some(&previous)).await {
-                Ok(runtime) => {
-                    app.runtime.store(Arc::new(runtime));
-                    tracing::info!("configuration reloaded");
-                }
-                Err(errors) => {
-                    for e in &errors.0 {
+            match reload(&app, &path).await {
+                Ok(()) => tracing::info!("configuration reloaded"),
+                Err(problems) => {
+                    for e in &problems {
                         tracing::error!(error = %e, "reload rejected, still serving the previous configuration");
                     }
                 }
@@ -333,6 +320,26 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
     }
     #[cfg(not(unix))]
     let _ = (app, path);
+}
+
+/// Build a new generation from the file and swap it in whole, only if it is
+/// valid and changes nothing that only takes effect at start.
+async fn reload(app: &App, path: &Path) -> Result<(), Vec<String>> {
+    let config = config::load(path)
+        .map_err(|errors| errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let previous = app.runtime.load_full();
+    let restart_only = config::restart_only_changes(&previous.config, &config);
+    if !restart_only.is_empty() {
+        return Err(restart_only
+            .iter()
+            .map(|key| format!("{key}: changing it needs a restart"))
+            .collect());
+    }
+    let runtime = Runtime::build(config, &app.store, Some(&previous))
+        .await
+        .map_err(|errors| errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    app.runtime.store(Arc::new(runtime));
+    Ok(())
 }
 
 /// Delete expired rows now and then, in batches, off the request path.

@@ -26,7 +26,6 @@ pub struct Runtime {
     by_host: HashMap<String, Vec<usize>>,
     /// Every tenant, longest issuer path first (the host-less fallback).
     by_path: Vec<usize>,
-    trusted_proxies: Vec<IpNet>,
 }
 
 /// A tenant matched by a request, and the request path below its issuer.
@@ -52,7 +51,7 @@ impl Runtime {
             Err(e) => (Scripts::default(), e),
         };
         for (i, t) in config.tenants.iter().enumerate() {
-            match load_keys(&config, t, store).await {
+            match load_keys(t, store).await {
                 Ok(keys) => {
                     let old = previous.and_then(|p| p.tenant(&t.id)).map(|t| &**t);
                     let mut tenant = Tenant::new(t, keys, &scripts, old);
@@ -79,18 +78,11 @@ impl Runtime {
         for &i in &by_path {
             by_host.entry(tenants[i].host.clone()).or_default().push(i);
         }
-        let trusted_proxies = config
-            .server
-            .trusted_proxies
-            .iter()
-            .filter_map(|p| IpNet::parse(p))
-            .collect();
         Runtime {
             config,
             tenants,
             by_host,
             by_path,
-            trusted_proxies,
         }
     }
 
@@ -125,17 +117,17 @@ impl Runtime {
 
     /// Whether forwarded headers from `peer` are believed.
     pub fn trusts_proxy(&self, peer: IpAddr) -> bool {
-        self.trusted_proxies.iter().any(|n| n.contains(peer))
+        self.config.server.trusts_proxy(peer)
     }
 }
 
-async fn load_keys(config: &Config, t: &TenantConfig, store: &Store) -> Result<Keyset, String> {
+/// The tenant's configured keys (parsed when the config was validated), or
+/// its generated key from the store.
+async fn load_keys(t: &TenantConfig, store: &Store) -> Result<Keyset, String> {
     let alg = t.signing.alg;
-    let mut keys = Vec::with_capacity(t.signing.keys.len().max(1));
-    for path in &t.signing.keys {
-        let path = config.base_dir.join(path);
-        let pem = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        keys.push(SigningKey::from_pem(&pem, alg).map_err(|e| format!("{}: {e}", path.display()))?);
+    let mut keys = t.signing.loaded_keys.clone();
+    if keys.len() != t.signing.keys.len() {
+        return Err("signing keys not loaded: the configuration was not validated".to_string());
     }
     if keys.is_empty() {
         let fresh = SigningKey::generate(alg).map_err(|e| e.to_string())?;
@@ -156,66 +148,4 @@ async fn load_keys(config: &Config, t: &TenantConfig, store: &Store) -> Result<K
         );
     }
     Keyset::new(keys).map_err(|e| e.to_string())
-}
-
-/// An IP network (`10.0.0.0/8`, `::1/128`, or a bare address).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IpNet {
-    addr: IpAddr,
-    prefix: u8,
-}
-
-impl IpNet {
-    pub fn parse(s: &str) -> Option<IpNet> {
-        let (addr, prefix) = match s.split_once('/') {
-            Some((a, p)) => (a.parse::<IpAddr>().ok()?, Some(p.parse::<u8>().ok()?)),
-            None => (s.parse::<IpAddr>().ok()?, None),
-        };
-        let max = if addr.is_ipv4() { 32 } else { 128 };
-        let prefix = prefix.unwrap_or(max);
-        (prefix <= max).then_some(IpNet { addr, prefix })
-    }
-
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.addr, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ip_networks_match_addresses() {
-        let net = IpNet::parse("10.1.0.0/16").unwrap();
-        assert!(net.contains("10.1.2.3".parse().unwrap()));
-        assert!(!net.contains("10.2.0.1".parse().unwrap()));
-        assert!(net.contains("::ffff:10.1.9.9".parse().unwrap()));
-        let one = IpNet::parse("::1").unwrap();
-        assert!(one.contains("::1".parse().unwrap()));
-        assert!(!one.contains("::2".parse().unwrap()));
-        assert!(IpNet::parse("0.0.0.0/0")
-            .unwrap()
-            .contains("8.8.8.8".parse().unwrap()));
-        assert!(IpNet::parse("10.0.0.0/33").is_none());
-        assert!(IpNet::parse("nonsense").is_none());
-    }
 }

@@ -542,3 +542,58 @@ fn discovery_lists_what_works() {
         assert_ne!(r.status(), 404, "{ep}");
     }
 }
+
+#[test]
+fn a_reload_that_changes_a_restart_only_setting_is_refused_by_name() {
+    let s = common::start_sqlite(&config("jwt"));
+    let path = s.config_path();
+    let served = std::fs::read_to_string(&path).unwrap();
+    let cc = |id: &str, secret: &str| {
+        client()
+            .post(s.url("/demo/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+            .unwrap()
+            .status()
+    };
+    let new_client = "      - { id: late, secret: late-secret, grant_types: [client_credentials], scopes: [api:read] }\n  - id: other";
+    let with_client = served.replacen("  - id: other", new_client, 1);
+
+    // A new listen address and a new database URL, with a new client in the same edit.
+    let port = common::free_port();
+    let moved = with_client
+        .replacen(
+            &format!("127.0.0.1:{}\"", s.port),
+            &format!("127.0.0.1:{port}\""),
+            1,
+        )
+        .replacen("sesame.db", "elsewhere.db", 1);
+    assert_ne!(
+        moved, with_client,
+        "the edit changes listen and the database"
+    );
+    std::fs::write(&path, &moved).unwrap();
+    s.hup();
+    let logs = s.wait_for_log("database.url: changing it needs a restart");
+    assert!(
+        logs.contains("server.listen: changing it needs a restart"),
+        "{logs}"
+    );
+    assert_eq!(
+        cc("late", "late-secret"),
+        401,
+        "nothing of the edit was applied"
+    );
+    assert_eq!(
+        cc("rs", "rs-secret"),
+        200,
+        "the old configuration still serves"
+    );
+
+    // The same edit without the restart-only changes goes through.
+    std::fs::write(&path, &with_client).unwrap();
+    s.hup();
+    s.wait_for_log("configuration reloaded");
+    assert_eq!(cc("late", "late-secret"), 200);
+}

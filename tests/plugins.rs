@@ -565,16 +565,6 @@ fn version_claim(s: &Server) -> Value {
     decode(t["access_token"].as_str().unwrap())["version"].clone()
 }
 
-fn hup(s: &Server) {
-    let ok = std::process::Command::new("kill")
-        .arg("-HUP")
-        .arg(s.pid().to_string())
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-}
-
 /// Wait until `cond` holds (SIGHUP reloads asynchronously).
 fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -592,7 +582,7 @@ fn sighup_keeps_the_old_scripts_when_one_breaks_and_applies_a_fixed_one() {
     let file = s.dir.join("plugins/version.rhai");
 
     std::fs::write(&file, "fn access_token_claims(ctx) {\n  #{ version: 2 \n").unwrap();
-    hup(&s);
+    s.hup();
     let logs = s.wait_for_log("reload rejected");
     assert!(
         logs.contains("version.rhai") && logs.contains(": line "),
@@ -601,7 +591,7 @@ fn sighup_keeps_the_old_scripts_when_one_breaks_and_applies_a_fixed_one() {
     assert_eq!(version_claim(&s), 1, "the old generation still serves");
 
     std::fs::write(&file, script("3")).unwrap();
-    hup(&s);
+    s.hup();
     eventually("the new script", || version_claim(&s) == 3);
     s.wait_for_log("configuration reloaded");
 }

@@ -13,7 +13,8 @@ use super::{
 };
 
 /// Read, parse, expand `${NAME}` from the process environment, read `users_file`s,
-/// and validate. `base_dir` of the result is the file's directory.
+/// and validate (which also reads the signing key files and keeps the parsed
+/// keys). `base_dir` of the result is the file's directory.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         ConfigErrors(vec![ConfigError::new(
@@ -81,7 +82,7 @@ pub fn load_str(
         }
     }
     // 5. Semantics. A value whose variable was missing has been reported already.
-    for e in validate(&config) {
+    for e in validate(&mut config) {
         if expansion_paths.iter().any(|p| is_under(&e.path, p)) {
             continue;
         }
@@ -780,6 +781,7 @@ tenants:
     /// until the jose module lands: run them with `--ignored`).
     mod key_tests {
         use super::*;
+        use crate::jose::SigningKey;
         use openssl::ec::{EcGroup, EcKey};
         use openssl::nid::Nid;
         use openssl::pkey::PKey;
@@ -835,6 +837,16 @@ tenants:
             let yaml = spec_example("[keys/demo.pem]");
             let c = load_str(&yaml, dir.path(), &vars(&[("CHEMIN_SECRET", "s")])).unwrap();
             assert_eq!(c.tenants[0].signing.keys, [PathBuf::from("keys/demo.pem")]);
+            // The parsed key is kept, so the runtime does not read the file again.
+            let pem = std::fs::read(dir.path().join("keys/demo.pem")).unwrap();
+            let kid = SigningKey::from_pem(&pem, Alg::RS256).unwrap();
+            let loaded: Vec<&str> = c.tenants[0]
+                .signing
+                .loaded_keys
+                .iter()
+                .map(|k| k.kid())
+                .collect();
+            assert_eq!(loaded, [kid.kid()]);
         }
 
         #[test]

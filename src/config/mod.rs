@@ -6,20 +6,22 @@
 //! YAML path. The resolved runtime types live in `crate::tenant`.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::jose::Alg;
+use crate::jose::{Alg, SigningKey};
 
 mod duration;
 mod env;
 mod load;
+mod restart;
 mod validate;
 
 pub use load::{load, load_str};
+pub use restart::restart_only_changes;
 pub use validate::{validate, warnings, REGISTERED_CLAIMS};
 
 /// One configuration problem, named by its YAML path.
@@ -126,6 +128,10 @@ pub struct ServerConfig {
     /// Peers (IP addresses or CIDR blocks) whose X-Forwarded-* headers are believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// `trusted_proxies` as networks (a bare address is a /32 or /128), in
+    /// order; filled by validation, which refuses an entry that does not parse.
+    #[serde(skip)]
+    pub trusted_networks: Vec<ipnet::IpNet>,
 }
 
 impl Default for ServerConfig {
@@ -133,7 +139,18 @@ impl Default for ServerConfig {
         ServerConfig {
             listen: default_listen(),
             trusted_proxies: Vec::new(),
+            trusted_networks: Vec::new(),
         }
+    }
+}
+
+impl ServerConfig {
+    /// Whether `peer` is in one of the `trusted_proxies`. An IPv4-mapped
+    /// IPv6 peer (`::ffff:10.0.0.1`, as a dual-stack socket reports IPv4
+    /// clients) matches the IPv4 networks.
+    pub fn trusts_proxy(&self, peer: IpAddr) -> bool {
+        let peer = peer.to_canonical();
+        self.trusted_networks.iter().any(|n| n.contains(&peer))
     }
 }
 
@@ -264,6 +281,9 @@ pub struct SigningConfig {
     /// PEM files; the first signs, all are published. Empty: generated and stored.
     #[serde(default)]
     pub keys: Vec<PathBuf>,
+    /// The `keys` files, read and parsed once by validation, in order.
+    #[serde(skip)]
+    pub loaded_keys: Vec<SigningKey>,
 }
 
 /// Token lifetimes; absent values fall back to the tenant's, then the defaults.

@@ -7,6 +7,8 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 use super::{
     AuthMethod, ClientConfig, Config, ConfigError, DatabaseConfig, GrantType, LifetimesConfig,
     ServerConfig, TenantConfig, ThrottleConfig, UserConfig, BUILTIN_SCOPES,
@@ -65,14 +67,23 @@ pub fn warnings(config: &Config) -> Vec<ConfigError> {
 
 /// Check every rule on `config` (whose `base_dir` is set: key files and
 /// plugin scripts are looked up on disk) and return every problem found.
-pub fn validate(config: &Config) -> Vec<ConfigError> {
+/// What the checks parse is kept in `config`, so nothing is parsed again:
+/// `server.trusted_networks` and each tenant's `signing.loaded_keys`.
+pub fn validate(config: &mut Config) -> Vec<ConfigError> {
     let mut c = Checker::default();
-    server(&mut c, &config.server);
+    let networks = server(&mut c, &config.server);
     database(&mut c, &config.database);
     let mut tenant_ids: HashMap<&str, usize> = HashMap::new();
     let mut issuers: Vec<(IssuerKey, usize)> = Vec::new();
-    for (ti, t) in config.tenants.iter().enumerate() {
-        tenant(&mut c, config, ti, t, &mut tenant_ids, &mut issuers);
+    let keys: Vec<Vec<SigningKey>> = config
+        .tenants
+        .iter()
+        .enumerate()
+        .map(|(ti, t)| tenant(&mut c, config, ti, t, &mut tenant_ids, &mut issuers))
+        .collect();
+    config.server.trusted_networks = networks;
+    for (t, keys) in config.tenants.iter_mut().zip(keys) {
+        t.signing.loaded_keys = keys;
     }
     c.errors
 }
@@ -88,15 +99,27 @@ impl Checker {
     }
 }
 
-fn server(c: &mut Checker, s: &ServerConfig) {
+/// The trusted proxy networks that parse.
+fn server(c: &mut Checker, s: &ServerConfig) -> Vec<IpNet> {
+    let mut networks = Vec::with_capacity(s.trusted_proxies.len());
     for (i, p) in s.trusted_proxies.iter().enumerate() {
-        if p.trim().parse::<IpAddr>().is_err() && p.trim().parse::<ipnet::IpNet>().is_err() {
-            c.err(
+        match parse_network(p) {
+            Some(n) => networks.push(n),
+            None => c.err(
                 format!("server.trusted_proxies[{i}]"),
                 format!("{p:?} is not an IP address or CIDR block (e.g. 10.0.0.1 or 10.0.0.0/8)"),
-            );
+            ),
         }
     }
+    networks
+}
+
+/// A CIDR block (`10.0.0.0/8`), or a bare address as a /32 or /128 network.
+fn parse_network(s: &str) -> Option<IpNet> {
+    let s = s.trim();
+    s.parse::<IpNet>()
+        .ok()
+        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 fn database(c: &mut Checker, d: &DatabaseConfig) {
@@ -138,7 +161,7 @@ fn tenant<'a>(
     t: &'a TenantConfig,
     tenant_ids: &mut HashMap<&'a str, usize>,
     issuers: &mut Vec<(IssuerKey, usize)>,
-) {
+) -> Vec<SigningKey> {
     let tp = format!("tenants[{ti}]");
     // id
     if t.id.is_empty() {
@@ -173,37 +196,7 @@ fn tenant<'a>(
             issuers.push((key, ti));
         }
     }
-    // signing
-    let mut seen_keys = BTreeSet::new();
-    for (ki, key) in t.signing.keys.iter().enumerate() {
-        let kp = format!("{tp}.signing.keys[{ki}]");
-        let file = config.resolve(key);
-        if !seen_keys.insert(file.clone()) {
-            c.err(
-                kp,
-                format!("signing key {} is listed twice", file.display()),
-            );
-            continue;
-        }
-        match std::fs::read(&file) {
-            Err(e) => c.err(
-                kp,
-                format!("cannot read signing key {}: {e}", file.display()),
-            ),
-            Ok(pem) => {
-                if let Err(e) = SigningKey::from_pem(&pem, t.signing.alg) {
-                    c.err(
-                        kp,
-                        format!(
-                            "signing key {} is not a usable {} key: {e}",
-                            file.display(),
-                            t.signing.alg
-                        ),
-                    );
-                }
-            }
-        }
-    }
+    let keys = signing_keys(c, config, &tp, t);
     lifetimes(c, &format!("{tp}.lifetimes"), &t.lifetimes);
     throttle(c, &format!("{tp}.throttle"), &t.throttle);
     // scopes
@@ -245,6 +238,42 @@ fn tenant<'a>(
             &mut client_ids,
         );
     }
+    keys
+}
+
+/// Read and parse the tenant's key files; returns the keys that parse.
+fn signing_keys(c: &mut Checker, config: &Config, tp: &str, t: &TenantConfig) -> Vec<SigningKey> {
+    let mut keys = Vec::with_capacity(t.signing.keys.len());
+    let mut seen_keys = BTreeSet::new();
+    for (ki, key) in t.signing.keys.iter().enumerate() {
+        let kp = format!("{tp}.signing.keys[{ki}]");
+        let file = config.resolve(key);
+        if !seen_keys.insert(file.clone()) {
+            c.err(
+                kp,
+                format!("signing key {} is listed twice", file.display()),
+            );
+            continue;
+        }
+        match std::fs::read(&file) {
+            Err(e) => c.err(
+                kp,
+                format!("cannot read signing key {}: {e}", file.display()),
+            ),
+            Ok(pem) => match SigningKey::from_pem(&pem, t.signing.alg) {
+                Ok(k) => keys.push(k),
+                Err(e) => c.err(
+                    kp,
+                    format!(
+                        "signing key {} is not a usable {} key: {e}",
+                        file.display(),
+                        t.signing.alg
+                    ),
+                ),
+            },
+        }
+    }
+    keys
 }
 
 /// Returns the routing key of a well-formed issuer.
@@ -681,6 +710,33 @@ mod tests {
             "server.trusted_proxies[0]",
             "CIDR",
         );
+    }
+
+    #[test]
+    fn trusted_proxies_match_peers_in_their_networks() {
+        let yaml = "server:\n  trusted_proxies: [10.1.0.0/16, '::1', ' 192.0.2.7 ']";
+        let c = load_str(yaml, Path::new("/x"), &|_| None).unwrap();
+        let trusts = |ip: &str| c.server.trusts_proxy(ip.parse().unwrap());
+        assert!(trusts("10.1.2.3"));
+        assert!(!trusts("10.2.0.1"));
+        // An IPv4 client as a dual-stack socket reports it.
+        assert!(trusts("::ffff:10.1.9.9"));
+        // A bare address is a /128 (or /32) network.
+        assert!(trusts("::1"));
+        assert!(!trusts("::2"));
+        assert!(trusts("192.0.2.7"));
+        assert!(!trusts("192.0.2.8"));
+        let all = load_str(
+            "server:\n  trusted_proxies: [0.0.0.0/0]",
+            Path::new("/x"),
+            &|_| None,
+        )
+        .unwrap();
+        assert!(all.server.trusts_proxy("8.8.8.8".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "nonsense"] {
+            let yaml = format!("server:\n  trusted_proxies: ['{bad}']");
+            only_error(&yaml, "server.trusted_proxies[0]", "not an IP address");
+        }
     }
 
     #[test]

@@ -129,6 +129,22 @@ impl Server {
         self.child.id()
     }
 
+    /// Ask the server to reload its configuration (SIGHUP); it reloads asynchronously.
+    pub fn hup(&self) {
+        let ok = Command::new("kill")
+            .arg("-HUP")
+            .arg(self.pid().to_string())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false);
+        assert!(ok, "kill -HUP failed");
+    }
+
+    /// The configuration file the server was started with.
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.join("sesame.yaml")
+    }
+
     /// Everything the server logged so far, without terminal colours.
     pub fn logs(&self) -> String {
         let raw = self.stderr.lock().unwrap().clone();
