@@ -5,6 +5,7 @@
 //!     cargo bench --bench load                       # 20 s per scenario
 //!     LOAD_SECONDS=5 LOAD_CONCURRENCY=64 cargo bench --bench load
 //!     LOAD_ONLY=cc_jwt,introspect cargo bench --bench load
+//!     LOAD_SESAME_BIN=/path/to/other/sesame cargo bench --bench load
 //!
 //! Request scenarios use `wrk` (Debian package `wrk`) with Lua for POST
 //! bodies, and so does the code flow over an SSO session (a Lua script turns
@@ -147,7 +148,11 @@ fn free_port() -> u16 {
 
 /// Start `sesame serve -c cfg`; returns once it listens.
 fn serve(cfg: &std::path::Path) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sesame"))
+    // `LOAD_SESAME_BIN` runs another build of sesame (e.g. the previous
+    // release, to compare two builds in one session) with the same setup.
+    let bin =
+        std::env::var("LOAD_SESAME_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sesame").into());
+    let mut child = Command::new(bin)
         .args(["serve", "-c"])
         .arg(cfg)
         .env("SESAME_LOG", "warn")

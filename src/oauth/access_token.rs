@@ -88,6 +88,12 @@ pub async fn validate(ctx: &Ctx<'_>, token: &str) -> Result<ValidToken, OAuthErr
         // A client-credentials JWT is recorded only once revoked.
         None => unrecorded_row(&ctx.tenant.id, &claims).ok_or_else(invalid)?,
     };
+    // A row answers only for the kind of token it records: the hash of a
+    // JWT's `jti` is no opaque token (a `jti` is an identifier, never a
+    // credential), and an opaque token's hash is no JWT.
+    if row.jwt == claims.is_empty() {
+        return Err(invalid());
+    }
     if row.revoked_at.is_some() || row.expires_at <= ctx.now {
         return Err(invalid());
     }

@@ -169,9 +169,9 @@ fn validate(
         .unwrap_or_default();
     for p in &prompt {
         if !matches!(p.as_str(), "none" | "login" | "consent" | "select_account") {
-            return Err(OAuthError::invalid_request(format!(
-                "unsupported prompt value `{p}`"
-            )));
+            return Err(OAuthError::invalid_request(
+                "prompt must be none, login, consent or select_account",
+            ));
         }
     }
     if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {

@@ -73,8 +73,10 @@ impl ErrorCode {
     }
 }
 
-/// An error as the client sees it. `description` is for humans and never
-/// carries internal detail (that goes to the log).
+/// An error as the client sees it. `description` is for humans, a fixed
+/// text (never an echo of the request), never carries internal detail (that
+/// goes to the log), and always fits RFC 6749's `error_description`
+/// character set (`%x20-21 / %x23-5B / %x5D-7E`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OAuthError {
     pub code: ErrorCode,
@@ -85,7 +87,7 @@ impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<String>) -> OAuthError {
         OAuthError {
             code,
-            description: description.into(),
+            description: fit_description(description.into()),
         }
     }
 
@@ -124,11 +126,7 @@ impl OAuthError {
         e.log();
         match (e, denied) {
             (PluginError::Denied { reason, .. }, Some(code)) => {
-                let reason: String = reason
-                    .chars()
-                    .filter(|c| !c.is_control())
-                    .take(256)
-                    .collect();
+                let reason: String = fit_description(reason).chars().take(256).collect();
                 let reason = if reason.trim().is_empty() {
                     "denied by policy".to_string()
                 } else {
@@ -143,6 +141,24 @@ impl OAuthError {
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({ "error": self.code.as_str(), "error_description": self.description })
     }
+}
+
+/// `s` made to fit RFC 6749 §5.2's `error_description` characters: a double
+/// quote becomes a single one, a backslash a slash, other characters outside
+/// printable ASCII are dropped.
+fn fit_description(s: String) -> String {
+    let fits = |c: char| matches!(c, '\x20'..='\x21' | '\x23'..='\x5b' | '\x5d'..='\x7e');
+    if s.chars().all(fits) {
+        return s;
+    }
+    s.chars()
+        .filter_map(|c| match c {
+            '"' => Some('\''),
+            '\\' => Some('/'),
+            c if fits(c) => Some(c),
+            _ => None,
+        })
+        .collect()
 }
 
 impl std::fmt::Display for OAuthError {
@@ -166,5 +182,18 @@ impl From<StoreError> for OAuthError {
                 OAuthError::server_error()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptions_fit_the_rfc_6749_character_set() {
+        let e = OAuthError::invalid_request("say \"no\" \\ to <é>\n\ttabs");
+        assert_eq!(e.description, "say 'no' / to <>tabs");
+        let plain = "the authorization code is invalid";
+        assert_eq!(OAuthError::invalid_grant(plain).description, plain);
     }
 }

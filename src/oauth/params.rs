@@ -25,6 +25,46 @@ pub const MAX_PKCE_LEN: usize = 128;
 /// Any other parameter (unknown ones are ignored, but not at any size).
 pub const MAX_VALUE_LEN: usize = 8 * 1024;
 
+/// The parameters sesame reads, by name: the only names an error may repeat.
+const KNOWN_NAMES: &[&str] = &[
+    "response_type",
+    "response_mode",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    "redirect_uri",
+    "post_logout_redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "prompt",
+    "max_age",
+    "login_hint",
+    "ui_locales",
+    "code_challenge",
+    "code_challenge_method",
+    "code_verifier",
+    "grant_type",
+    "code",
+    "refresh_token",
+    "token",
+    "token_type_hint",
+    "access_token",
+    "id_token_hint",
+    "request",
+    "request_uri",
+    "username",
+    "password",
+    "rid",
+    "csrf",
+    "decision",
+];
+
+fn known_name(name: &str) -> Option<&'static str> {
+    KNOWN_NAMES.iter().copied().find(|k| *k == name)
+}
+
 /// The longest value accepted for the parameter `name`.
 pub fn max_len(name: &str) -> usize {
     match name {
@@ -65,15 +105,18 @@ impl Params {
                 return Err(OAuthError::invalid_request("a parameter name is too long"));
             }
             let max = max_len(&k);
+            // Only names of our own are named back: an error never echoes input.
             if v.len() > max {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter `{k}` is too long (at most {max} bytes)"
-                )));
+                return Err(OAuthError::invalid_request(match known_name(&k) {
+                    Some(k) => format!("parameter `{k}` is too long (at most {max} bytes)"),
+                    None => format!("a parameter is too long (at most {max} bytes)"),
+                }));
             }
             if map.contains_key(&k) {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter `{k}` is repeated"
-                )));
+                return Err(OAuthError::invalid_request(match known_name(&k) {
+                    Some(k) => format!("parameter `{k}` is repeated"),
+                    None => "a parameter is repeated".to_string(),
+                }));
             }
             map.insert(k, v);
         }
@@ -104,9 +147,12 @@ mod tests {
 
     #[test]
     fn repeated_parameter_is_invalid_request() {
-        let e = Params::parse(b"a=1&b=2&a=3").unwrap_err();
+        let e = Params::parse(b"state=1&b=2&state=3").unwrap_err();
         assert_eq!(e.code.as_str(), "invalid_request");
-        assert!(e.description.contains("`a`"));
+        assert!(e.description.contains("`state`"));
+        // A name of the request's own is not echoed back.
+        let e = Params::parse(b"%3Cscript%3E=1&%3Cscript%3E=2").unwrap_err();
+        assert_eq!(e.description, "a parameter is repeated");
     }
 
     #[test]

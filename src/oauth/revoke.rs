@@ -35,7 +35,8 @@ pub async fn revoke(
         return Ok(());
     };
     match ctx.store.find_access_token(&ctx.tenant.id, hash).await? {
-        Some(row) if row.client_id == client.id => {
+        // Only the kind of token the row records (see `access_token::validate`).
+        Some(row) if row.client_id == client.id && row.jwt != claims.is_empty() => {
             ctx.store
                 .revoke_access_token(&ctx.tenant.id, hash, ctx.now)
                 .await?;
