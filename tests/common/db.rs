@@ -2,10 +2,13 @@
 //! each other's rows. Include it with `#[path = "common/db.rs"] mod db;`.
 //!
 //! - SQLite: always; a file in a new temp dir.
-//! - MySQL/MariaDB: when `SESAME_TEST_MYSQL_URL` is set (e.g.
-//!   `mysql://root@127.0.0.1:3306/sesame_test`) and the `mysql` feature is on.
-//! - PostgreSQL: when `SESAME_TEST_POSTGRES_URL` is set (e.g.
-//!   `postgres://postgres@127.0.0.1:5432/sesame_test`) and the `postgres` feature is on.
+//! - MySQL/MariaDB: when the `mysql` feature is on, on the server named by
+//!   `SESAME_TEST_MYSQL_URL` (e.g. `mysql://root@127.0.0.1:3306/sesame_test`).
+//! - PostgreSQL: when the `postgres` feature is on, on the server named by
+//!   `SESAME_TEST_POSTGRES_URL` (e.g. `postgres://postgres@127.0.0.1:5432/sesame_test`).
+//!
+//! A feature compiled in without its URL is a panic, not a backend quietly
+//! left out: a test that passes should have run on every compiled-in backend.
 //!
 //! For a server, a database `sesame_t_<pid>_<n>` is created through a
 //! connection to that server and dropped again when the [`TestDb`] is
@@ -88,7 +91,7 @@ fn unique_name() -> String {
     )
 }
 
-/// Every database the environment offers, each fresh and empty.
+/// A fresh, empty database on every compiled-in backend.
 pub fn test_databases() -> Vec<TestDb> {
     let mut dbs = Vec::new();
     let dir = tempfile::tempdir().expect("temp dir");
@@ -100,13 +103,12 @@ pub fn test_databases() -> Vec<TestDb> {
     });
 
     #[cfg(feature = "mysql")]
-    if let Some(url) = env_url("SESAME_TEST_MYSQL_URL") {
-        dbs.push(create_mysql(&url));
-    }
+    dbs.push(create_mysql(&env_url("SESAME_TEST_MYSQL_URL", "mysql")));
     #[cfg(feature = "postgres")]
-    if let Some(url) = env_url("SESAME_TEST_POSTGRES_URL") {
-        dbs.push(create_postgres(&url));
-    }
+    dbs.push(create_postgres(&env_url(
+        "SESAME_TEST_POSTGRES_URL",
+        "postgres",
+    )));
     dbs
 }
 
@@ -123,8 +125,15 @@ pub fn test_database_urls() -> Vec<(&'static str, String)> {
         .collect()
 }
 
-fn env_url(var: &str) -> Option<String> {
-    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+/// The server URL in `var`, which a test built with `feature` needs.
+fn env_url(var: &str, feature: &str) -> String {
+    match std::env::var(var) {
+        Ok(v) if !v.trim().is_empty() => v,
+        _ => panic!(
+            "{var} is unset or empty: tests built with the `{feature}` feature need it \
+             (e.g. as in .ci/run), or build without that feature"
+        ),
+    }
 }
 
 fn with_path(url: &str, path: &str) -> String {
