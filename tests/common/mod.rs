@@ -232,8 +232,8 @@ impl std::ops::Deref for Running {
     }
 }
 
-/// One server per database the environment offers (SQLite always; MariaDB and
-/// PostgreSQL when their `SESAME_TEST_*_URL` is set and the feature is built).
+/// One server per database under test (SQLite always; MariaDB and PostgreSQL
+/// when their feature is built, which then requires their `SESAME_TEST_*_URL`).
 pub fn start_all(yaml: &str) -> Vec<Running> {
     db::test_databases()
         .into_iter()
