@@ -11,7 +11,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::flow::{exchange, introspect, post_basic, query_param, Flow};
-use common::{browser, client, db, Running, Server};
+use common::{browser, client, start_with_scripts, Server};
 use serde_json::{json, Value};
 
 use common::jwt_claims as decode;
@@ -19,20 +19,6 @@ use common::ALICE_HASH;
 const CB: &str = "http://app.test/cb";
 
 /// Start a server in a fresh directory holding `scripts` (name, source) under `plugins/`.
-fn start_with_scripts(yaml: &str, scripts: &[(&str, &str)]) -> Running {
-    let dir = tempfile::tempdir().unwrap().keep();
-    for (name, src) in scripts {
-        let p = dir.join("plugins").join(name);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, src).unwrap();
-    }
-    let db = db::sqlite();
-    Running {
-        server: Server::start_in(dir, yaml, &db.url),
-        db,
-    }
-}
-
 fn users() -> String {
     format!(
         r#"

@@ -78,6 +78,9 @@ pub struct Config {
     pub database: DatabaseConfig,
     #[serde(default = "default_plugins_dir")]
     pub plugins_dir: PathBuf,
+    /// Wall-clock limit of one plugin hook call (past it: `server_error`).
+    #[serde(default = "default_plugin_time_limit", with = "duration")]
+    pub plugin_time_limit: Duration,
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
     /// Directory of the config file; relative paths resolve against it.
@@ -186,6 +189,10 @@ fn default_database_url() -> String {
 
 fn default_pool_size() -> u32 {
     16
+}
+
+fn default_plugin_time_limit() -> Duration {
+    Duration::from_millis(100)
 }
 
 fn default_connect_timeout() -> Duration {

@@ -73,6 +73,13 @@ pub fn validate(config: &mut Config) -> Vec<ConfigError> {
     let mut c = Checker::default();
     let networks = server(&mut c, &config.server);
     database(&mut c, &config.database);
+    let limit = config.plugin_time_limit;
+    if limit.is_zero() || limit > std::time::Duration::from_secs(10) {
+        c.err(
+            "plugin_time_limit",
+            "must be more than 0 and at most 10s (a hook runs while its request waits)",
+        );
+    }
     let mut tenant_ids: HashMap<&str, usize> = HashMap::new();
     let mut issuers: Vec<(IssuerKey, usize)> = Vec::new();
     let keys: Vec<Vec<SigningKey>> = config

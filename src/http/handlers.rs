@@ -37,7 +37,7 @@ fn ctx<'a>(app: &'a App, tenant: &'a Tenant, req: &'a Request, url: &'a str) -> 
 pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Reply {
     let get = req.method == Method::GET || req.method == Method::HEAD;
     let post = req.method == Method::POST;
-    if req.method == Method::OPTIONS {
+    if req.method == Method::OPTIONS && cors_endpoint(&req.rest) {
         return preflight();
     }
     let url = tenant.endpoint(&req.rest);
@@ -175,8 +175,23 @@ fn public_document(body: bytes::Bytes, content_type: &'static str) -> Reply {
     r
 }
 
-/// CORS preflight: browser apps may call the token, userinfo, introspection
-/// and revocation endpoints and read discovery and JWKS.
+/// The endpoints browser applications call across origins: token, userinfo
+/// and revocation, discovery and JWKS. The sign-in, consent, authorize,
+/// logout and introspection endpoints answer no preflight (`OPTIONS` there
+/// is a 405 without CORS headers).
+fn cors_endpoint(rest: &str) -> bool {
+    matches!(
+        rest,
+        "/token"
+            | "/userinfo"
+            | "/revoke"
+            | "/jwks"
+            | "/.well-known/openid-configuration"
+            | "/.well-known/oauth-authorization-server"
+    )
+}
+
+/// CORS preflight for a [`cors_endpoint`].
 fn preflight() -> Reply {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::NO_CONTENT;
@@ -203,12 +218,20 @@ fn preflight() -> Reply {
 /// Turn the core's outcome into a response: statuses, headers, cookies and
 /// words are chosen here.
 fn respond(tenant: &Tenant, out: Outcome) -> Reply {
+    let browser = matches!(out.answer, Answer::Redirect(_) | Answer::Page(_));
     let mut r = match out.answer {
         Answer::Json(v) => reply::json_no_store(200, &v),
         Answer::Error(e) => reply::error(&e),
         Answer::Redirect(location) => redirect(&location),
         Answer::Page(page) => render(tenant, page),
     };
+    if browser && tenant.secure {
+        // RFC 6797: browsers that saw an https issuer's pages never try plain http again.
+        r.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
+        );
+    }
     cookies::apply(&mut r, tenant, &out.cookies);
     r
 }

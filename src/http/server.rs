@@ -72,6 +72,9 @@ pub async fn serve(
         }
     });
     let server = hyper::Server::builder(hyper::server::accept::from_stream(incoming))
+        // HTTP/1.1 only: TLS and HTTP/2 belong to the reverse proxy in
+        // front, and an h2 connection here would escape the header limits.
+        .http1_only(true)
         .http1_header_read_timeout(HEADER_TIMEOUT)
         .http1_max_buf_size(MAX_READ_BUFFER)
         .serve(make)

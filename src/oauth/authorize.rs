@@ -243,7 +243,7 @@ pub(super) async fn proceed(ctx: &Ctx<'_>, step: Interaction<'_>) -> Outcome {
     };
 
     let requested = Scopes::parse(&pending.requested).unwrap_or_default();
-    let decision = match policy_decision(ctx, client, Some(user.as_ref()), &requested) {
+    let decision = match policy_decision(ctx, client, Some(user.as_ref()), &requested).await {
         Ok(d) => d,
         Err(e) => return fail(e),
     };
@@ -349,7 +349,7 @@ pub(super) fn go_to_login(ctx: &Ctx<'_>, rid: &str) -> Outcome {
 
 /// The code flow's decision: the default, then the scope policies; a
 /// `deny(reason)` is `access_denied` with that reason.
-pub(super) fn policy_decision(
+pub(super) async fn policy_decision(
     ctx: &Ctx<'_>,
     client: &Client,
     user: Option<&User>,
@@ -358,6 +358,7 @@ pub(super) fn policy_decision(
     let grant = GrantType::AuthorizationCode;
     let default = default_decision(ctx.tenant, client, requested, grant);
     decide(ctx, client, user, requested, grant, default, None)
+        .await
         .map_err(|e| OAuthError::from_plugin(e, Some(ErrorCode::AccessDenied)))
 }
 

@@ -38,7 +38,7 @@ pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCooki
     }
     let requested = Scopes::parse(&pending.requested).unwrap_or_default();
     let user = ctx.tenant.user_by_sub(&session.user_sub);
-    let decision = match policy_decision(ctx, &client, user.map(|u| &**u), &requested) {
+    let decision = match policy_decision(ctx, &client, user.map(|u| &**u), &requested).await {
         Ok(d) => d,
         Err(e) => return deny(e),
     };

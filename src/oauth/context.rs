@@ -147,6 +147,8 @@ pub struct Services {
     pub signer: Pool,
     /// Password and secret hashing (argon2id: tens of ms and ~19 MiB each).
     pub kdf: Pool,
+    /// Plugin hooks: a slow script never holds an async worker.
+    pub hooks: Pool,
     /// Throttle keys recently seen unlocked (see `throttle`).
     pub throttle: ClearCache,
 }
@@ -157,6 +159,7 @@ impl Services {
         Services {
             signer: Pool::new("sesame-sign", || {}),
             kdf: Pool::new("sesame-kdf", super::password::release_blocks),
+            hooks: Pool::with_stack("sesame-hook", super::hook::STACK_SIZE),
             throttle: ClearCache::default(),
         }
     }

@@ -1,5 +1,5 @@
-//! Small fixed pools of threads for CPU-heavy work: password hashing and
-//! RSA signing. The async workers hand such work over and go on serving, so
+//! Small fixed pools of threads for CPU-heavy work: password hashing, RSA
+//! signing and plugin hooks. The async workers hand such work over and go on serving, so
 //! a burst of it queues here, one job per thread at a time, instead of
 //! holding the workers (a login burst cannot starve token requests, and
 //! signing cannot delay discovery or introspection).
@@ -23,6 +23,8 @@ struct Shared {
     ready: Condvar,
     /// Called by a thread that finds the queue empty, before it waits.
     on_idle: fn(),
+    /// Stack of each thread (`None`: the platform's default).
+    stack_size: Option<usize>,
 }
 
 /// A pool of one thread per core, started on first use. Owned by
@@ -36,6 +38,15 @@ pub struct Pool {
 
 impl Pool {
     pub fn new(name: &'static str, on_idle: fn()) -> Pool {
+        Pool::build(name, on_idle, None)
+    }
+
+    /// A pool whose threads have `stack_size` bytes of stack.
+    pub fn with_stack(name: &'static str, stack_size: usize) -> Pool {
+        Pool::build(name, || {}, Some(stack_size))
+    }
+
+    fn build(name: &'static str, on_idle: fn(), stack_size: Option<usize>) -> Pool {
         Pool {
             shared: Arc::new(Shared {
                 name,
@@ -46,6 +57,7 @@ impl Pool {
                 }),
                 ready: Condvar::new(),
                 on_idle,
+                stack_size,
             }),
             started: OnceLock::new(),
         }
@@ -81,13 +93,15 @@ impl Pool {
             .unwrap_or(2);
         for i in 0..n {
             let shared = self.shared.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("{}-{i}", self.shared.name))
-                .spawn(move || {
-                    while let Some(job) = next(&shared) {
-                        job();
-                    }
-                });
+            let mut builder = std::thread::Builder::new().name(format!("{}-{i}", self.shared.name));
+            if let Some(size) = self.shared.stack_size {
+                builder = builder.stack_size(size);
+            }
+            let spawned = builder.spawn(move || {
+                while let Some(job) = next(&shared) {
+                    job();
+                }
+            });
             if let Err(e) = spawned {
                 tracing::error!(error = %e, pool = self.shared.name, "cannot start a worker thread");
             }

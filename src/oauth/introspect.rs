@@ -4,9 +4,10 @@ use serde_json::{json, Value};
 
 use super::access_token::{self, MAX_TOKEN_LEN};
 use super::client_auth;
+use super::hook;
 use super::scope::Scopes;
 use super::{Credentials, Ctx, OAuthError, Params};
-use crate::plugin::{run_claims, Claims, Hook, REGISTERED_CLAIMS};
+use crate::plugin::{Claims, Hook, REGISTERED_CLAIMS};
 use crate::store::{AccessTokenRow, TokenHash};
 
 /// `POST /introspect`: `{"active": false}` for anything unknown, expired,
@@ -75,7 +76,9 @@ async fn access_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>, 
     if let Value::Object(map) = &mut out {
         if valid.claims.is_empty() {
             // Opaque: the access_token_claims hooks answer now.
-            plugin_claims(ctx, &row)?.apply(map, INTROSPECTION_FIELDS);
+            plugin_claims(ctx, &row)
+                .await?
+                .apply(map, INTROSPECTION_FIELDS);
         } else {
             // JWT: what the hooks put in the token when it was issued.
             for (name, v) in valid.claims {
@@ -94,7 +97,7 @@ async fn access_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>, 
 const INTROSPECTION_FIELDS: &[&str] = &["active", "token_type", "username"];
 
 /// The `access_token_claims` of an opaque token's grant, computed at introspection.
-fn plugin_claims(ctx: &Ctx<'_>, row: &AccessTokenRow) -> Result<Claims, OAuthError> {
+async fn plugin_claims(ctx: &Ctx<'_>, row: &AccessTokenRow) -> Result<Claims, OAuthError> {
     let Some(client) = ctx.tenant.client(&row.client_id) else {
         return Ok(Claims::default());
     };
@@ -104,7 +107,9 @@ fn plugin_claims(ctx: &Ctx<'_>, row: &AccessTokenRow) -> Result<Claims, OAuthErr
         .and_then(|s| ctx.tenant.user_by_sub(s));
     let scopes = Scopes::parse(&row.scope).unwrap_or_default();
     let hook_ctx = ctx.hooks(client, user.map(|u| &**u), &scopes, &scopes, None);
-    run_claims(Hook::AccessTokenClaims, &hook_ctx).map_err(|e| OAuthError::from_plugin(e, None))
+    hook::claims(ctx, Hook::AccessTokenClaims, &hook_ctx)
+        .await
+        .map_err(|e| OAuthError::from_plugin(e, None))
 }
 
 async fn refresh_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>, OAuthError> {

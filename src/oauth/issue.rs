@@ -6,11 +6,12 @@
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use super::hook;
 use super::scope::Scopes;
 use super::{random_token, Ctx, OAuthError};
 use crate::config::{AccessTokenFormat, GrantType};
 use crate::jose::{at_hash, JoseError, SigningKey};
-use crate::plugin::{run_claims, Claims, Hook};
+use crate::plugin::{Claims, Hook};
 use crate::store::{AccessTokenRow, Issued, RefreshTokenRow, TokenHash};
 use crate::tenant::{standard_claims, Client, Tenant, User};
 
@@ -118,9 +119,9 @@ pub async fn issue(
     let hook_ctx = ctx.hooks(client, user, requested, scopes, Some(grant));
     let plugin_failed = |e| OAuthError::from_plugin(e, None);
     let id_token_extra = match user {
-        Some(_) if scopes.contains("openid") => {
-            run_claims(Hook::IdTokenClaims, &hook_ctx).map_err(plugin_failed)?
-        }
+        Some(_) if scopes.contains("openid") => hook::claims(ctx, Hook::IdTokenClaims, &hook_ctx)
+            .await
+            .map_err(plugin_failed)?,
         _ => Claims::default(),
     };
     let jti = random_token();
@@ -144,7 +145,9 @@ pub async fn issue(
             if user.is_some() {
                 claims["auth_time"] = json!(auth_time);
             }
-            let extra = run_claims(Hook::AccessTokenClaims, &hook_ctx).map_err(plugin_failed)?;
+            let extra = hook::claims(ctx, Hook::AccessTokenClaims, &hook_ctx)
+                .await
+                .map_err(plugin_failed)?;
             if let Value::Object(map) = &mut claims {
                 extra.apply(map, &[]);
             }

@@ -12,6 +12,7 @@ pub mod cpu;
 pub mod discovery;
 pub mod error;
 pub mod grant;
+pub mod hook;
 pub mod introspect;
 pub mod issue;
 pub mod login;

@@ -1,8 +1,9 @@
 //! Scopes (RFC 6749 §3.3) and the default grant decision.
 
+use super::hook;
 use super::Ctx;
 use crate::config::GrantType;
-use crate::plugin::{run_scope_policy, Hook, PluginError, Policy};
+use crate::plugin::{Hook, PluginError, Policy};
 use crate::tenant::{Client, Tenant, User};
 
 /// Most scopes a request may name.
@@ -139,7 +140,7 @@ fn grant_rules(granted: Scopes, grant: GrantType) -> Scopes {
 /// have the scope (and, with a `ceiling`, where it holds it: the original
 /// grant at a code exchange or refresh). A refresh token needs a user and the
 /// client's `refresh_token` grant whatever a script says.
-pub fn decide(
+pub async fn decide(
     ctx: &Ctx<'_>,
     client: &Client,
     user: Option<&User>,
@@ -161,7 +162,7 @@ pub fn decide(
         granted: default.granted.as_vec().to_vec(),
         refresh_token: default.refresh_token,
     };
-    let policy = run_scope_policy(&hook_ctx, start, allowed)?;
+    let policy = hook::policy(ctx, &hook_ctx, start, allowed).await?;
     Ok(Decision {
         granted: grant_rules(Scopes::from_vec(policy.granted), grant),
         refresh_token: policy.refresh_token

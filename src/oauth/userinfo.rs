@@ -3,10 +3,11 @@
 use serde_json::Value;
 
 use super::access_token::{self, Bearer};
+use super::hook;
 use super::issue::user_claims;
 use super::scope::Scopes;
 use super::{Ctx, ErrorCode, OAuthError};
-use crate::plugin::{run_claims, Hook};
+use crate::plugin::Hook;
 
 /// `GET|POST /userinfo`: the user's claims for the token's scopes.
 pub async fn userinfo(ctx: &Ctx<'_>, presented: Bearer) -> Result<Value, OAuthError> {
@@ -28,7 +29,8 @@ pub async fn userinfo(ctx: &Ctx<'_>, presented: Bearer) -> Result<Value, OAuthEr
     let mut claims = user_claims(ctx.tenant, user, &scopes);
     if let Some(client) = ctx.tenant.client(&valid.row.client_id) {
         let hook_ctx = ctx.hooks(client, Some(user), &scopes, &scopes, None);
-        run_claims(Hook::UserinfoClaims, &hook_ctx)
+        hook::claims(ctx, Hook::UserinfoClaims, &hook_ctx)
+            .await
             .map_err(|e| OAuthError::from_plugin(e, None))?
             .apply(&mut claims, &[]);
     }

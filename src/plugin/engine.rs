@@ -7,7 +7,8 @@
 //! log under the running script's name; `deny(reason)` raises a [`Denial`],
 //! a Rust type a script cannot build itself.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::time::{Duration, Instant};
 
 use rhai::packages::{
     BasicArrayPackage, BasicMapPackage, BasicMathPackage, CorePackage, LogicPackage,
@@ -40,9 +41,38 @@ pub const MAX_FUNCTIONS: usize = 256;
 #[derive(Debug, Clone)]
 pub struct Denial(pub String);
 
+/// What the engine raises when a call runs past its wall-clock limit.
+#[derive(Debug, Clone)]
+pub struct TimeLimit;
+
+/// How many operations pass between two looks at the clock.
+const CLOCK_EVERY_OPS: u64 = 64;
+
 thread_local! {
     /// The script running on this thread, for `print`/`debug` lines.
     static RUNNING: RefCell<String> = const { RefCell::new(String::new()) };
+    /// When the call running on this thread must stop.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// The wall-clock limit of the call running on this thread, until dropped.
+pub(crate) struct Deadline;
+
+impl Deadline {
+    pub(crate) fn start(limit: Duration) -> Deadline {
+        DEADLINE.with(|d| d.set(Instant::now().checked_add(limit)));
+        Deadline
+    }
+}
+
+impl Drop for Deadline {
+    fn drop(&mut self) {
+        DEADLINE.with(|d| d.set(None));
+    }
+}
+
+fn past_deadline() -> bool {
+    DEADLINE.with(|d| d.get().is_some_and(|at| Instant::now() >= at))
 }
 
 /// Marks `name` as the running script on this thread until dropped.
@@ -93,6 +123,12 @@ pub fn sandboxed() -> Engine {
     engine.set_max_variables(MAX_VARIABLES);
     engine.set_max_functions(MAX_FUNCTIONS);
 
+    // The operation limit bounds work; this bounds time (a script that stays
+    // under the limit with slow operations still stops).
+    engine.on_progress(|ops| {
+        (ops % CLOCK_EVERY_OPS == 0 && past_deadline()).then(|| Dynamic::from(TimeLimit))
+    });
+
     engine.on_print(|text| tracing::info!(script = %running(), "{text}"));
     engine.on_debug(|text, _source, pos| {
         tracing::debug!(script = %running(), line = pos.line().unwrap_or(0), "{text}")
@@ -125,6 +161,15 @@ mod tests {
             matches!(*e, EvalAltResult::ErrorTooManyOperations(_)),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_call_past_its_deadline_is_terminated() {
+        let _deadline = Deadline::start(Duration::from_millis(0));
+        let e = sandboxed()
+            .eval::<Dynamic>("let x = 0; while x < 1000 { x += 1; } x")
+            .unwrap_err();
+        assert!(matches!(*e, EvalAltResult::ErrorTerminated(..)), "{e}");
     }
 
     #[test]

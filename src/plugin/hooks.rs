@@ -15,12 +15,15 @@ use std::sync::{Arc, Mutex};
 use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Scope, AST};
 use serde_json::{Map, Value};
 
-use super::engine::{self, Denial, Running};
+use super::engine::{self, Deadline, Denial, Running, TimeLimit};
 use crate::config::{Config, ConfigError};
 use crate::tenant::{Client, Tenant, User};
 
 /// Claims a script can never set or remove (the SPEC's registered claims).
 pub use crate::config::REGISTERED_CLAIMS;
+
+/// Wall-clock limit of one hook call unless the config says otherwise.
+pub const DEFAULT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Deepest nesting of arrays and maps a script may return.
 const MAX_VALUE_DEPTH: usize = 32;
@@ -59,9 +62,13 @@ impl Hook {
 /// Why a hook did not give an answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PluginError {
-    /// A policy called `deny(reason)`.
-    #[error("{script}: denied: {reason}")]
-    Denied { script: String, reason: String },
+    /// A script called `deny(reason)` (only a scope policy may).
+    #[error("{script}: {hook}: denied: {reason}")]
+    Denied {
+        script: String,
+        hook: &'static str,
+        reason: String,
+    },
     /// The script failed: an error it threw, a limit it hit, or a value of the wrong shape.
     #[error("{script}{}: {hook}: {message}", line.map(|l| format!(" line {l}")).unwrap_or_default())]
     Failed {
@@ -76,9 +83,24 @@ impl PluginError {
     /// Log a failure with its script, line and message (denials are not errors).
     pub fn log(&self) {
         match self {
-            PluginError::Denied { script, reason } => {
+            PluginError::Denied {
+                script,
+                hook,
+                reason,
+            } if *hook == Hook::ScopePolicy.name() => {
                 tracing::info!(script = %script, reason = %reason, "scope policy denied the request")
             }
+            PluginError::Denied {
+                script,
+                hook,
+                reason,
+            } => tracing::error!(
+                script = %script,
+                hook = %hook,
+                reason = %reason,
+                "deny() called outside scope_policy: only a scope policy can deny a request; \
+                 answered server_error (throw an error, or move the check into scope_policy)"
+            ),
             PluginError::Failed {
                 script,
                 hook,
@@ -102,6 +124,8 @@ pub struct Script {
     ast: AST,
     engine: Arc<Engine>,
     hooks: u8,
+    /// Wall-clock limit of one call.
+    time_limit: std::time::Duration,
     /// Registered claims this script tried to set, already logged once.
     warned: Mutex<HashSet<String>>,
 }
@@ -165,8 +189,15 @@ impl Script {
             ast,
             engine,
             hooks,
+            time_limit: DEFAULT_TIME_LIMIT,
             warned: Mutex::new(HashSet::new()),
         })
+    }
+
+    /// This script, with calls stopped after `limit` of wall-clock time.
+    pub fn with_time_limit(mut self, limit: std::time::Duration) -> Script {
+        self.time_limit = limit;
+        self
     }
 
     pub fn name(&self) -> &str {
@@ -180,6 +211,7 @@ impl Script {
     /// Call `hook` with `ctx`. Never panics: a panic inside the engine is a failure.
     fn call(&self, hook: Hook, ctx: Dynamic) -> Result<Dynamic, PluginError> {
         let _running = Running::enter(&self.name);
+        let _deadline = Deadline::start(self.time_limit);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut scope = Scope::new();
             let options = CallFnOptions::new().eval_ast(false).rewind_scope(false);
@@ -207,10 +239,20 @@ impl Script {
         {
             inner = *next;
         }
+        if let EvalAltResult::ErrorTerminated(v, pos) = &inner {
+            if v.is::<TimeLimit>() {
+                let message = format!(
+                    "stopped after its time limit of {} ms (plugin_time_limit)",
+                    self.time_limit.as_millis()
+                );
+                return self.failed(hook, pos.line().or(outer_line), message);
+            }
+        }
         if let EvalAltResult::ErrorRuntime(v, _) = &inner {
             if let Some(d) = v.clone().try_cast::<Denial>() {
                 return PluginError::Denied {
                     script: self.name.clone(),
+                    hook: hook.name(),
                     reason: d.0,
                 };
             }
@@ -271,6 +313,7 @@ impl Scripts {
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))
                 .and_then(|text| {
                     Script::compile(engine.clone(), &name, &text)
+                        .map(|s| s.with_time_limit(config.plugin_time_limit))
                         .map_err(|e| format!("{}: {e}", file.display()))
                 });
             match compiled {
@@ -459,56 +502,116 @@ impl Claims {
     }
 }
 
+/// One claims hook of one request, owning all it needs: it can run on any
+/// thread (the core runs it on its hook pool, off the async workers).
+pub struct ClaimsCall {
+    hook: Hook,
+    scripts: Vec<Arc<Script>>,
+    input: Dynamic,
+}
+
+impl HookContext<'_> {
+    /// The call of `hook` for this request; `None` when no script implements it.
+    pub fn claims_call(&self, hook: Hook) -> Option<ClaimsCall> {
+        if !self.wants(hook) {
+            return None;
+        }
+        Some(ClaimsCall {
+            hook,
+            scripts: self.scripts(hook).cloned().collect(),
+            input: Dynamic::from_map(self.to_map()),
+        })
+    }
+
+    /// The `scope_policy` call for this request starting from `decision`,
+    /// keeping only the returned scopes that `allowed` (asked of each scope
+    /// the tenant knows); `None` when no script implements it.
+    pub fn policy_call(
+        &self,
+        decision: Policy,
+        allowed: impl Fn(&str) -> bool,
+    ) -> Option<PolicyCall> {
+        let hook = Hook::ScopePolicy;
+        if !self.wants(hook) {
+            return None;
+        }
+        let allowed = self
+            .tenant
+            .scopes
+            .keys()
+            .filter(|s| allowed(s))
+            .cloned()
+            .collect();
+        Some(PolicyCall {
+            scripts: self.scripts(hook).cloned().collect(),
+            input: self.to_map(),
+            decision,
+            allowed,
+        })
+    }
+}
+
 /// Run a claims hook (`id_token_claims`, `access_token_claims`,
 /// `userinfo_claims`) of every script of the request, merging the maps.
 pub fn run_claims(hook: Hook, ctx: &HookContext) -> Result<Claims, PluginError> {
-    let mut out = Claims::default();
-    if !ctx.wants(hook) {
-        return Ok(out);
+    match ctx.claims_call(hook) {
+        Some(call) => call.run(),
+        None => Ok(Claims::default()),
     }
-    let mut input = Dynamic::from_map(ctx.to_map());
-    let mut scripts = ctx.scripts(hook).peekable();
-    while let Some(script) = scripts.next() {
-        // The last script gets `ctx` itself, the others a copy.
-        let arg = if scripts.peek().is_some() {
-            input.clone()
-        } else {
-            std::mem::take(&mut input)
-        };
-        let result = script.call(hook, arg)?;
-        if result.is_unit() {
-            continue;
-        }
-        let map = result.as_map_ref().map_err(|t| {
-            script.failed(
-                hook,
-                None,
-                format!("must return a map of claims (or ()), not {t}"),
-            )
-        })?;
-        for (name, v) in map.iter() {
-            let name = name.as_str();
-            if REGISTERED_CLAIMS.contains(&name) {
-                script.warn_registered(hook, name);
+}
+
+impl ClaimsCall {
+    /// Run every script's hook in order, merging the maps.
+    pub fn run(self) -> Result<Claims, PluginError> {
+        let ClaimsCall {
+            hook,
+            scripts,
+            mut input,
+        } = self;
+        let mut out = Claims::default();
+        let mut scripts = scripts.iter().peekable();
+        while let Some(script) = scripts.next() {
+            // The last script gets `ctx` itself, the others a copy.
+            let arg = if scripts.peek().is_some() {
+                input.clone()
+            } else {
+                std::mem::take(&mut input)
+            };
+            let result = script.call(hook, arg)?;
+            if result.is_unit() {
                 continue;
             }
-            let v = to_json(v, 0)
-                .map_err(|m| script.failed(hook, None, format!("claim `{name}`: {m}")))?;
-            match v {
-                Some(v) => {
-                    out.unset.retain(|n| n != name);
-                    out.set.insert(name.to_string(), v);
+            let map = result.as_map_ref().map_err(|t| {
+                script.failed(
+                    hook,
+                    None,
+                    format!("must return a map of claims (or ()), not {t}"),
+                )
+            })?;
+            for (name, v) in map.iter() {
+                let name = name.as_str();
+                if REGISTERED_CLAIMS.contains(&name) {
+                    script.warn_registered(hook, name);
+                    continue;
                 }
-                None => {
-                    out.set.remove(name);
-                    if !out.unset.iter().any(|n| n == name) {
-                        out.unset.push(name.to_string());
+                let v = to_json(v, 0)
+                    .map_err(|m| script.failed(hook, None, format!("claim `{name}`: {m}")))?;
+                match v {
+                    Some(v) => {
+                        out.unset.retain(|n| n != name);
+                        out.set.insert(name.to_string(), v);
+                    }
+                    None => {
+                        out.set.remove(name);
+                        if !out.unset.iter().any(|n| n == name) {
+                            out.unset.push(name.to_string());
+                        }
                     }
                 }
             }
         }
+        Ok(out)
     }
-    Ok(out)
 }
 
 /// A scope decision as policies pass it along.
@@ -518,67 +621,97 @@ pub struct Policy {
     pub refresh_token: bool,
 }
 
+/// The `scope_policy` hooks of one request, owning all they need (see [`ClaimsCall`]).
+pub struct PolicyCall {
+    scripts: Vec<Arc<Script>>,
+    input: rhai::Map,
+    decision: Policy,
+    allowed: HashSet<String>,
+}
+
 /// Run `scope_policy` of every script of the request. Each starts from the
 /// decision the previous one left (`ctx.granted`, `ctx.refresh_token`); the
 /// scopes a policy returns are kept only where `allowed` says so.
 pub fn run_scope_policy(
     ctx: &HookContext,
-    mut decision: Policy,
+    decision: Policy,
     allowed: impl Fn(&str) -> bool,
 ) -> Result<Policy, PluginError> {
-    let hook = Hook::ScopePolicy;
-    if !ctx.wants(hook) {
-        return Ok(decision);
+    match ctx.policy_call(decision.clone(), allowed) {
+        Some(call) => call.run(),
+        None => Ok(decision),
     }
-    let mut input = ctx.to_map();
-    for script in ctx.scripts(hook) {
-        input.insert("granted".into(), strings_dyn(&decision.granted));
-        input.insert(
-            "refresh_token".into(),
-            Dynamic::from_bool(decision.refresh_token),
-        );
-        let result = script.call(hook, Dynamic::from_map(input.clone()))?;
-        if result.is_unit() {
-            continue;
-        }
-        let shape =
-            "must return #{ scopes: [...], refresh_token: bool } (either key optional) or ()";
-        let map = result
-            .as_map_ref()
-            .map_err(|t| script.failed(hook, None, format!("{shape}, not {t}")))?;
-        for (key, v) in map.iter() {
-            match key.as_str() {
-                "scopes" => {
-                    let scopes = v.as_array_ref().map_err(|t| {
-                        script.failed(hook, None, format!("scopes must be an array, not {t}"))
-                    })?;
-                    let mut granted: Vec<String> = Vec::with_capacity(scopes.len());
-                    for s in scopes.iter() {
-                        let s = s.as_immutable_string_ref().map_err(|t| {
-                            script.failed(hook, None, format!("scopes must hold strings, not {t}"))
+}
+
+impl PolicyCall {
+    /// Run every script's policy in order.
+    pub fn run(self) -> Result<Policy, PluginError> {
+        let hook = Hook::ScopePolicy;
+        let PolicyCall {
+            scripts,
+            mut input,
+            mut decision,
+            allowed,
+        } = self;
+        for script in scripts.iter() {
+            input.insert("granted".into(), strings_dyn(&decision.granted));
+            input.insert(
+                "refresh_token".into(),
+                Dynamic::from_bool(decision.refresh_token),
+            );
+            let result = script.call(hook, Dynamic::from_map(input.clone()))?;
+            if result.is_unit() {
+                continue;
+            }
+            let shape =
+                "must return #{ scopes: [...], refresh_token: bool } (either key optional) or ()";
+            let map = result
+                .as_map_ref()
+                .map_err(|t| script.failed(hook, None, format!("{shape}, not {t}")))?;
+            for (key, v) in map.iter() {
+                match key.as_str() {
+                    "scopes" => {
+                        let scopes = v.as_array_ref().map_err(|t| {
+                            script.failed(hook, None, format!("scopes must be an array, not {t}"))
                         })?;
-                        if allowed(s.as_str()) && !granted.iter().any(|g| g == s.as_str()) {
-                            granted.push(s.to_string());
+                        let mut granted: Vec<String> = Vec::with_capacity(scopes.len());
+                        for s in scopes.iter() {
+                            let s = s.as_immutable_string_ref().map_err(|t| {
+                                script.failed(
+                                    hook,
+                                    None,
+                                    format!("scopes must hold strings, not {t}"),
+                                )
+                            })?;
+                            if allowed.contains(s.as_str())
+                                && !granted.iter().any(|g| g == s.as_str())
+                            {
+                                granted.push(s.to_string());
+                            }
                         }
+                        decision.granted = granted;
                     }
-                    decision.granted = granted;
-                }
-                "refresh_token" => {
-                    decision.refresh_token = v.as_bool().map_err(|t| {
-                        script.failed(hook, None, format!("refresh_token must be a bool, not {t}"))
-                    })?;
-                }
-                other => {
-                    return Err(script.failed(
-                        hook,
-                        None,
-                        format!("unknown key `{other}`: {shape}"),
-                    ))
+                    "refresh_token" => {
+                        decision.refresh_token = v.as_bool().map_err(|t| {
+                            script.failed(
+                                hook,
+                                None,
+                                format!("refresh_token must be a bool, not {t}"),
+                            )
+                        })?;
+                    }
+                    other => {
+                        return Err(script.failed(
+                            hook,
+                            None,
+                            format!("unknown key `{other}`: {shape}"),
+                        ))
+                    }
                 }
             }
         }
+        Ok(decision)
     }
-    Ok(decision)
 }
 
 fn str_dyn(s: &str) -> Dynamic {
@@ -712,6 +845,7 @@ mod tests {
             s.call(Hook::ScopePolicy, Dynamic::UNIT).unwrap_err(),
             PluginError::Denied {
                 script: "t.rhai".into(),
+                hook: "scope_policy",
                 reason: "nope".into()
             }
         );

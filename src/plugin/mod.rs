@@ -9,6 +9,6 @@ pub mod engine;
 pub mod hooks;
 
 pub use hooks::{
-    run_claims, run_scope_policy, Claims, CtxPart, Hook, HookContext, PluginError, Policy, Script,
-    Scripts, REGISTERED_CLAIMS,
+    run_claims, run_scope_policy, Claims, ClaimsCall, CtxPart, Hook, HookContext, PluginError,
+    Policy, PolicyCall, Script, Scripts, DEFAULT_TIME_LIMIT, REGISTERED_CLAIMS,
 };

@@ -252,3 +252,19 @@ pub fn start_sqlite(yaml: &str) -> Running {
         db,
     }
 }
+
+/// A server on a fresh SQLite database whose `plugins/` holds `scripts`
+/// (name, source) before it starts.
+pub fn start_with_scripts(yaml: &str, scripts: &[(&str, &str)]) -> Running {
+    let dir = tempfile::tempdir().expect("tempdir").keep();
+    for (name, src) in scripts {
+        let p = dir.join("plugins").join(name);
+        std::fs::create_dir_all(p.parent().expect("parent")).expect("plugins dir");
+        std::fs::write(p, src).expect("write script");
+    }
+    let db = db::sqlite();
+    Running {
+        server: Server::start_in(dir, yaml, &db.url),
+        db,
+    }
+}

@@ -72,7 +72,7 @@ pub async fn exchange(
         granted: scopes.clone(),
         refresh_token: row.refresh_token,
     };
-    let decision = decision(ctx, client, Some(&user), &scopes, grant, default, true)?;
+    let decision = decision(ctx, client, Some(&user), &scopes, grant, default, true).await?;
     let family = Family {
         grant_id: &row.grant_id,
         user_sub: &row.user_sub,

@@ -27,7 +27,7 @@ pub async fn exchange(
             "none of the requested scopes is available",
         ));
     }
-    let decision = decision(ctx, client, None, &requested, grant, default, false)?;
+    let decision = decision(ctx, client, None, &requested, grant, default, false).await?;
     let grant_id = random_token();
     let (response, issued) = issue(
         ctx,

@@ -12,7 +12,7 @@ use crate::tenant::{Client, User};
 /// A grant's decision at the token endpoint: `default`, then the scope
 /// policies (held under `requested` when `ceiling`); a `deny(reason)` is
 /// `invalid_grant`, a policy that leaves nothing is `invalid_scope`.
-pub(super) fn decision(
+pub(super) async fn decision(
     ctx: &Ctx<'_>,
     client: &Client,
     user: Option<&User>,
@@ -24,6 +24,7 @@ pub(super) fn decision(
     let had_scopes = !default.granted.is_empty();
     let ceiling = ceiling.then_some(requested);
     let decision = decide(ctx, client, user, requested, grant, default, ceiling)
+        .await
         .map_err(|e| OAuthError::from_plugin(e, Some(ErrorCode::InvalidGrant)))?;
     if had_scopes && decision.granted.is_empty() {
         return Err(OAuthError::new(

@@ -71,7 +71,7 @@ pub async fn exchange(
         refresh_token: true,
         ..default
     };
-    let decision = decision(ctx, client, Some(&user), &requested, grant, default, true)?;
+    let decision = decision(ctx, client, Some(&user), &requested, grant, default, true).await?;
     // The successor keeps the family's original scope, so a narrower refresh
     // does not shrink what later refreshes may ask for.
     let family = Family {
