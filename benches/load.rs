@@ -16,7 +16,9 @@
 //! endpoints come from discovery, and the server needs the confidential
 //! clients `cc` and `rs` (secrets `cc-secret`, `rs-secret`, grant
 //! `client_credentials`) and `web` (`web-secret`, redirect URI
-//! `http://bench.test/cb`), whose sign-in ends in a redirect with a code.
+//! `http://bench.test/cb`), whose sign-in ends in a redirect with a code;
+//! `rs` must be allowed to introspect `cc`'s tokens (in sesame: a resource
+//! server accepting the scope `api`).
 //! Against another server the scenarios that need sesame's users and forms
 //! (userinfo, refresh, fresh-login flows) are skipped;
 //! `benches/load/reference.mjs` is node-oidc-provider set up that way
@@ -65,6 +67,8 @@ fn config(port: u16, db: &str) -> String {
         redirect_uris: [{CB}]
         grant_types: [authorization_code, refresh_token]
         scopes: [openid, profile, email, offline_access, api]
+    resource_servers:
+      - {{ identifier: "https://api.bench.test", client: rs, scopes: [api] }}
 "#
         )
     };

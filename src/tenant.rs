@@ -140,6 +140,22 @@ impl std::fmt::Debug for User {
     }
 }
 
+/// An API that accepts the tenant's access tokens (see `ResourceServerConfig`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceServer {
+    pub identifier: String,
+    /// The client it authenticates as.
+    pub client_id: String,
+    pub scopes: Vec<String>,
+}
+
+impl ResourceServer {
+    /// Whether an access token with `scope` (space-separated) is for this API.
+    pub fn accepts(&self, scope: &str) -> bool {
+        scope.split(' ').any(|s| self.scopes.iter().any(|a| a == s))
+    }
+}
+
 /// One issuer with everything it serves.
 #[derive(Debug)]
 pub struct Tenant {
@@ -156,6 +172,7 @@ pub struct Tenant {
     pub access_token_format: AccessTokenFormat,
     pub scopes: BTreeMap<String, Scope>,
     pub clients: HashMap<String, Arc<Client>>,
+    pub resource_servers: Vec<ResourceServer>,
     users: HashMap<String, Arc<User>>,
     users_by_sub: HashMap<String, Arc<User>>,
     /// Discovery document and JWKS, serialized once per generation (the
@@ -251,6 +268,15 @@ impl Tenant {
             access_token_format: cfg.access_token_format,
             scopes,
             clients,
+            resource_servers: cfg
+                .resource_servers
+                .iter()
+                .map(|r| ResourceServer {
+                    identifier: r.identifier.clone(),
+                    client_id: r.client.clone(),
+                    scopes: r.scopes.clone(),
+                })
+                .collect(),
             users,
             users_by_sub,
             discovery: Bytes::new(),
@@ -263,6 +289,13 @@ impl Tenant {
 
     pub fn client(&self, id: &str) -> Option<&Arc<Client>> {
         self.clients.get(id)
+    }
+
+    /// The resource server that authenticates as `client_id`, if any.
+    pub fn resource_server(&self, client_id: &str) -> Option<&ResourceServer> {
+        self.resource_servers
+            .iter()
+            .find(|r| r.client_id == client_id)
     }
 
     pub fn user(&self, username: &str) -> Option<&Arc<User>> {

@@ -46,6 +46,8 @@ tenants:
         secret: rs-secret
         grant_types: [client_credentials]
         scopes: [api:read, api:write, openid]
+    resource_servers:
+      - {{ identifier: "https://api.test", client: rs, scopes: [api:read, api:write] }}
   - id: other
     issuer: http://127.0.0.1:{{port}}/other
     users:
@@ -88,8 +90,12 @@ fn refresh(s: &Server, tenant: &str, token: &str) -> reqwest::blocking::Response
     )
 }
 
+/// Whether `token` is active, as introspection tells the client it belongs
+/// to (`web` or `rs`).
 fn active(s: &Server, token: &str) -> bool {
-    introspect(s, "demo", "rs", "rs-secret", token)["active"] == true
+    [("web", "web-secret"), ("rs", "rs-secret")]
+        .iter()
+        .any(|(id, secret)| introspect(s, "demo", id, secret, token)["active"] == true)
 }
 
 #[test]
@@ -378,15 +384,13 @@ fn introspection_requires_client_auth_and_hides_unknown_tokens() {
     assert_eq!(info["client_id"], "web");
     assert_eq!(info["username"], "alice");
     assert_eq!(info["scope"], "openid email offline_access api:read");
-    let info = introspect(
-        &s,
-        "demo",
-        "rs",
-        "rs-secret",
-        t["refresh_token"].as_str().unwrap(),
-    );
+    let refresh_token = t["refresh_token"].as_str().unwrap();
+    let info = introspect(&s, "demo", "web", "web-secret", refresh_token);
     assert_eq!(info["active"], true);
     assert_eq!(info["token_type"], "refresh_token");
+    // A refresh token is its client's business only, even for a resource server.
+    let info = introspect(&s, "demo", "rs", "rs-secret", refresh_token);
+    assert_eq!(info, serde_json::json!({ "active": false }));
     for junk in ["nope", "a.b.c", t["id_token"].as_str().unwrap()] {
         assert_eq!(
             introspect(&s, "demo", "rs", "rs-secret", junk),
@@ -557,8 +561,8 @@ fn a_reload_that_changes_a_restart_only_setting_is_refused_by_name() {
             .unwrap()
             .status()
     };
-    let new_client = "      - { id: late, secret: late-secret, grant_types: [client_credentials], scopes: [api:read] }\n  - id: other";
-    let with_client = served.replacen("  - id: other", new_client, 1);
+    let new_client = "    clients:\n      - { id: late, secret: late-secret, grant_types: [client_credentials], scopes: [api:read] }\n";
+    let with_client = served.replacen("    clients:\n", new_client, 1);
 
     // A new listen address and a new database URL, with a new client in the same edit.
     let port = common::free_port();

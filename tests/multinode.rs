@@ -95,8 +95,9 @@ fn refresh(s: &Server, token: &str) -> reqwest::blocking::Response {
     )
 }
 
+/// Whether `token` (the `web` client's) is active, as introspection tells its client.
 fn active(s: &Server, token: &str) -> bool {
-    introspect(s, "demo", "rs", "rs-secret", token)["active"] == true
+    introspect(s, "demo", "web", "web-secret", token)["active"] == true
 }
 
 #[test]

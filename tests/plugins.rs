@@ -73,6 +73,8 @@ tenants:
         secret: rs-secret
         grant_types: [client_credentials]
         scopes: [api:read]
+    resource_servers:
+      - {{ identifier: "https://api.test", client: rs, scopes: [api:read] }}
 "#,
         plugins = plugins.display(),
         users = users(),

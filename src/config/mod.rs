@@ -219,9 +219,27 @@ pub struct TenantConfig {
     pub plugins: Vec<PathBuf>,
     #[serde(default)]
     pub clients: Vec<ClientConfig>,
+    /// The APIs that accept this tenant's access tokens.
+    #[serde(default)]
+    pub resource_servers: Vec<ResourceServerConfig>,
     /// Brute-force protection for sign-ins and client authentication.
     #[serde(default)]
     pub throttle: ThrottleConfig,
+}
+
+/// An API (OAuth resource server) that accepts the tenant's access tokens.
+/// It authenticates at the introspection endpoint as `client`, and is
+/// answered there for the access tokens that carry one of its `scopes`
+/// (besides its own tokens, as for every client).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceServerConfig {
+    /// Its identifier: an absolute URI (RFC 8707 §2), e.g. `https://api.example.com`.
+    pub identifier: String,
+    /// The confidential client it authenticates as.
+    pub client: String,
+    /// The scopes it accepts.
+    pub scopes: Vec<String>,
 }
 
 /// Brute-force protection: failures counted in the database (so every node

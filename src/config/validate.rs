@@ -245,7 +245,72 @@ fn tenant<'a>(
             &mut client_ids,
         );
     }
+    resource_servers(c, &tp, t);
     keys
+}
+
+fn resource_servers(c: &mut Checker, tp: &str, t: &TenantConfig) {
+    let mut identifiers: HashMap<&str, usize> = HashMap::new();
+    let mut clients: HashMap<&str, usize> = HashMap::new();
+    for (ri, rs) in t.resource_servers.iter().enumerate() {
+        let rp = format!("{tp}.resource_servers[{ri}]");
+        match url::Url::parse(&rs.identifier) {
+            Err(e) => c.err(
+                format!("{rp}.identifier"),
+                format!("{:?} is not an absolute URI ({e})", rs.identifier),
+            ),
+            Ok(u) if u.fragment().is_some() => c.err(
+                format!("{rp}.identifier"),
+                format!(
+                    "{:?} must not contain a fragment (RFC 8707 §2)",
+                    rs.identifier
+                ),
+            ),
+            Ok(_) => {}
+        }
+        if let Some(first) = identifiers.insert(rs.identifier.as_str(), ri) {
+            c.err(
+                format!("{rp}.identifier"),
+                format!("duplicate identifier (also {tp}.resource_servers[{first}])"),
+            );
+        }
+        match t.clients.iter().find(|cl| cl.id == rs.client) {
+            None => c.err(
+                format!("{rp}.client"),
+                format!("no client {:?} in this tenant", rs.client),
+            ),
+            Some(cl) if cl.is_public() => c.err(
+                format!("{rp}.client"),
+                format!(
+                    "client {:?} is public: a resource server authenticates with a secret",
+                    rs.client
+                ),
+            ),
+            Some(_) => {}
+        }
+        if let Some(first) = clients.insert(rs.client.as_str(), ri) {
+            c.err(
+                format!("{rp}.client"),
+                format!("client already used by {tp}.resource_servers[{first}]"),
+            );
+        }
+        if rs.scopes.is_empty() {
+            c.err(
+                format!("{rp}.scopes"),
+                "a resource server accepts at least one scope",
+            );
+        }
+        for (si, s) in rs.scopes.iter().enumerate() {
+            if !t.scopes.contains_key(s) && !BUILTIN_SCOPES.iter().any(|(b, _)| b == s) {
+                c.err(
+                    format!("{rp}.scopes[{si}]"),
+                    format!(
+                        "unknown scope {s:?}: neither built in nor declared in the tenant's scopes"
+                    ),
+                );
+            }
+        }
+    }
 }
 
 /// Read and parse the tenant's key files; returns the keys that parse.

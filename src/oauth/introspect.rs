@@ -9,9 +9,13 @@ use super::scope::Scopes;
 use super::{Credentials, Ctx, OAuthError, Params};
 use crate::plugin::{Claims, Hook, REGISTERED_CLAIMS};
 use crate::store::{AccessTokenRow, TokenHash};
+use crate::tenant::Client;
 
 /// `POST /introspect`: `{"active": false}` for anything unknown, expired,
-/// revoked or of another tenant, with no other detail.
+/// revoked or of another tenant, and for tokens the caller may not see, with
+/// no other detail. A client sees its own tokens; a declared resource server
+/// (`resource_servers`) also sees the access tokens carrying one of its
+/// scopes. Refresh tokens are shown to their own client only.
 pub async fn introspect(
     ctx: &Ctx<'_>,
     params: &Params,
@@ -31,9 +35,9 @@ pub async fn introspect(
     let access_first = hint != Some("refresh_token");
     for kind in if access_first { [0, 1] } else { [1, 0] } {
         let found = if kind == 0 {
-            access_token_info(ctx, token).await?
+            access_token_info(ctx, &client, token).await?
         } else {
-            refresh_token_info(ctx, token).await?
+            refresh_token_info(ctx, &client, token).await?
         };
         if let Some(v) = found {
             return Ok(v);
@@ -42,13 +46,25 @@ pub async fn introspect(
     Ok(inactive)
 }
 
-async fn access_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>, OAuthError> {
+async fn access_token_info(
+    ctx: &Ctx<'_>,
+    caller: &Client,
+    token: &str,
+) -> Result<Option<Value>, OAuthError> {
     let valid = match access_token::validate(ctx, token).await {
         Ok(v) => v,
         Err(e) if e.code == super::ErrorCode::InvalidToken => return Ok(None),
         Err(e) => return Err(e),
     };
     let row = valid.row;
+    let for_caller = row.client_id == caller.id
+        || ctx
+            .tenant
+            .resource_server(&caller.id)
+            .is_some_and(|rs| rs.accepts(&row.scope));
+    if !for_caller {
+        return Ok(None);
+    }
     let mut out = json!({
         "active": true,
         "token_type": "Bearer",
@@ -112,7 +128,11 @@ async fn plugin_claims(ctx: &Ctx<'_>, row: &AccessTokenRow) -> Result<Claims, OA
         .map_err(|e| OAuthError::from_plugin(e, None))
 }
 
-async fn refresh_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>, OAuthError> {
+async fn refresh_token_info(
+    ctx: &Ctx<'_>,
+    caller: &Client,
+    token: &str,
+) -> Result<Option<Value>, OAuthError> {
     let Some(row) = ctx
         .store
         .find_refresh_token(&ctx.tenant.id, TokenHash::of(token))
@@ -120,7 +140,11 @@ async fn refresh_token_info(ctx: &Ctx<'_>, token: &str) -> Result<Option<Value>,
     else {
         return Ok(None);
     };
-    if row.used_at.is_some() || row.revoked_at.is_some() || row.expires_at <= ctx.now {
+    if row.client_id != caller.id
+        || row.used_at.is_some()
+        || row.revoked_at.is_some()
+        || row.expires_at <= ctx.now
+    {
         return Ok(None);
     }
     let mut out = json!({
