@@ -236,11 +236,25 @@ async fn serve_async(path: PathBuf, config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    announce(addr, &runtime);
-
-    let app = App::new(runtime, store.clone());
-    tokio::spawn(reload_on_sighup(app.clone(), path));
+    // Every node keys its forms' CSRF tokens with the same secret.
+    let csrf_secret = store
+        .find_or_insert_server_secret("csrf", rand::random(), crate::now())
+        .await
+        .map_err(|e| format!("cannot read the server secret: {e}"))?;
+    let services = crate::oauth::Services::with_csrf_secret(&csrf_secret);
+    let app = App::new(runtime, store.clone(), services);
+    // Listening for SIGHUP before the announcement: from then on it reloads.
+    #[cfg(unix)]
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hup) => {
+            tokio::spawn(reload_on_sighup(app.clone(), path, hup));
+        }
+        Err(e) => tracing::warn!(error = %e, "SIGHUP reload unavailable"),
+    }
+    #[cfg(not(unix))]
+    let _ = path;
     tokio::spawn(purge_periodically(store));
+    announce(addr, &app.runtime.load());
     crate::http::serve(app, listener, shutdown_signal()).await;
     tracing::info!("stopped");
     Ok(())
@@ -298,28 +312,19 @@ async fn shutdown_signal() {
 }
 
 /// SIGHUP: reload the configuration file.
-async fn reload_on_sighup(app: Arc<App>, path: PathBuf) {
-    #[cfg(unix)]
-    {
-        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::warn!("SIGHUP reload unavailable");
-            return;
-        };
-        while hup.recv().await.is_some() {
-            tracing::info!(config = %path.display(), "SIGHUP: reloading configuration");
-            match reload(&app, &path).await {
-                Ok(()) => tracing::info!("configuration reloaded"),
-                Err(problems) => {
-                    for e in &problems {
-                        tracing::error!(error = %e, "reload rejected, still serving the previous configuration");
-                    }
+#[cfg(unix)]
+async fn reload_on_sighup(app: Arc<App>, path: PathBuf, mut hup: tokio::signal::unix::Signal) {
+    while hup.recv().await.is_some() {
+        tracing::info!(config = %path.display(), "SIGHUP: reloading configuration");
+        match reload(&app, &path).await {
+            Ok(()) => tracing::info!("configuration reloaded"),
+            Err(problems) => {
+                for e in &problems {
+                    tracing::error!(error = %e, "reload rejected, still serving the previous configuration");
                 }
             }
         }
     }
-    #[cfg(not(unix))]
-    let _ = (app, path);
 }
 
 /// Build a new generation from the file and swap it in whole, only if it is

@@ -521,8 +521,18 @@ fn every_html_page_and_redirect_carries_the_security_headers() {
     let r = b.get(s.url("/demo/authorize")).send().unwrap();
     assert_eq!(r.status(), 400);
     assert_browser_headers(&r);
-    // Signed out page, and the logout redirect.
+    // The logout confirmation (no id_token_hint), the signed-out page, and
+    // the logout redirect.
     let r = b.get(s.url("/demo/logout")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_browser_headers(&r);
+    let confirm = r.text().unwrap();
+    assert!(confirm.contains("Sign out?"));
+    let r = b
+        .post(s.url("/demo/logout"))
+        .form(&[("csrf", field(&confirm, "csrf"))])
+        .send()
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_browser_headers(&r);
     assert!(r.text().unwrap().contains("signed out"));

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::flow::{exchange, introspect, location, query_param, Flow};
+use common::flow::{exchange, field, introspect, location, query_param, Flow};
 use common::{browser, client, start_with_scripts, Server, ALICE_HASH};
 use serde_json::Value;
 
@@ -31,7 +31,13 @@ tenants:
       - username: alice
         password_hash: "{ALICE_HASH}"
         claims: {{ name: Alice Martin, email: alice@example.com }}
+      - username: bob
+        password_hash: "{ALICE_HASH}"
     clients:
+      - id: asks
+        secret: asks-secret
+        redirect_uris: [{CB}]
+        scopes: [openid, profile]
       - id: web
         secret: web-secret
         skip_consent: true
@@ -307,4 +313,131 @@ fn cors_preflight_only_where_browser_applications_call() {
             "{path}"
         );
     }
+}
+
+/// Sign in through `flow` in `b` and return the consent page's HTML.
+fn consent_page(s: &Server, b: &reqwest::blocking::Client, flow: &Flow) -> String {
+    let r = b.get(flow.authorize_url()).send().unwrap();
+    let login = location(&r);
+    assert!(login.contains("/demo/login?"), "{login}");
+    let html = b.get(&login).send().unwrap().text().unwrap();
+    let r = b
+        .post(s.url("/demo/login"))
+        .form(&[
+            ("rid", field(&html, "rid")),
+            ("csrf", field(&html, "csrf")),
+            ("username", flow.username.to_string()),
+            ("password", "wonderland".to_string()),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().unwrap();
+    assert!(html.contains("decision"), "{html}");
+    html
+}
+
+#[test]
+fn consent_answers_only_for_the_session_it_was_asked_of() {
+    let s = start();
+    let b = browser();
+    let alice = Flow {
+        scope: "openid profile",
+        ..Flow::new(&s, "asks", CB)
+    };
+    let asked_alice = consent_page(&s, &b, &alice);
+    // Someone else signs in in the same browser (a new session)...
+    let bob = Flow {
+        username: "bob",
+        extra: vec![("state", "st-bob"), ("prompt", "login")],
+        ..alice.clone()
+    };
+    let _ = consent_page(&s, &b, &bob);
+    // ...and alice's consent form no longer decides anything.
+    let r = b
+        .post(s.url("/demo/consent"))
+        .form(&[
+            ("rid", field(&asked_alice, "rid")),
+            ("csrf", field(&asked_alice, "csrf")),
+            ("decision", "allow".to_string()),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400, "no code for bob from alice's consent");
+    assert!(r.headers().get("location").is_none());
+}
+
+#[test]
+fn logout_without_a_hint_asks_first_and_a_valid_hint_does_not() {
+    let s = start();
+    let b = browser();
+    let flow = Flow::new(&s, "web", CB);
+    let code = flow.code(&b);
+    let t = exchange(&s, "demo", "web", "web-secret", &code, CB);
+    let signed_in = || {
+        let r = b.get(flow.authorize_url()).send().unwrap();
+        location(&r).starts_with(CB)
+    };
+    assert!(signed_in());
+
+    // A drive-by logout (any page can send the browser here) only asks.
+    let r = b.get(s.url("/demo/logout")).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().unwrap();
+    assert!(page.contains("Sign out?"), "{page}");
+    assert!(signed_in(), "nothing ended yet");
+    // A cross-site POST without the page's token only asks too.
+    let r = b
+        .post(s.url("/demo/logout"))
+        .form(&[("client_id", "web")])
+        .send()
+        .unwrap();
+    assert!(r.text().unwrap().contains("Sign out?"));
+    assert!(signed_in());
+    // The user confirms.
+    let r = b
+        .post(s.url("/demo/logout"))
+        .form(&[("csrf", field(&page, "csrf"))])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().unwrap().contains("You are signed out"));
+    assert!(!signed_in());
+
+    // With a valid id_token_hint, the application vouches: no question.
+    let code = flow.code(&b);
+    assert!(!code.is_empty());
+    assert!(signed_in());
+    let r = b
+        .get(s.url("/demo/logout"))
+        .query(&[("id_token_hint", t["id_token"].as_str().unwrap())])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().unwrap().contains("You are signed out"));
+    assert!(!signed_in());
+}
+
+#[test]
+fn csrf_tokens_outlive_a_restart_because_the_key_is_the_deployments() {
+    let common::Running { server, db: _db } = start();
+    let b = browser();
+    let flow = Flow::new(&server, "web", CB);
+    let r = b.get(flow.authorize_url()).send().unwrap();
+    let html = b.get(location(&r)).send().unwrap().text().unwrap();
+    // Restart on the same database and port: the form still works.
+    let (dir, port) = (server.dir.clone(), server.port);
+    drop(server);
+    let again = Server::restart(&dir, port);
+    let r = b
+        .post(again.url("/demo/login"))
+        .form(&[
+            ("rid", field(&html, "rid")),
+            ("csrf", field(&html, "csrf")),
+            ("username", "alice".to_string()),
+            ("password", "wonderland".to_string()),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 303, "{}", r.text().unwrap_or_default());
 }

@@ -22,12 +22,12 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(runtime: Runtime, store: Store) -> Arc<App> {
+    pub fn new(runtime: Runtime, store: Store, services: Services) -> Arc<App> {
         Arc::new(App {
             runtime: ArcSwap::from_pointee(runtime),
             store,
             metrics: Metrics::default(),
-            services: Services::new(),
+            services,
         })
     }
 }

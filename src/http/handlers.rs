@@ -278,6 +278,19 @@ fn render(tenant: &Tenant, page: Page) -> Reply {
             });
             html_page(200, html)
         }
+        Page::LogoutConfirm(v) => {
+            let action = tenant.endpoint("/logout");
+            let html = pages::logout_confirm(&pages::LogoutConfirmPage {
+                tenant: &tenant.id,
+                action: &action,
+                csrf: &v.csrf,
+                client_name: v.client_name.as_deref(),
+                client_id: v.client_id.as_deref(),
+                post_logout_redirect_uri: v.post_logout_redirect_uri.as_deref(),
+                state: v.state.as_deref(),
+            });
+            html_page(200, html)
+        }
         Page::SignedOut => html_page(200, pages::signed_out(&tenant.id)),
         Page::Error(e) => {
             let html = pages::error(e.code.as_str(), &e.description);

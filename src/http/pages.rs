@@ -212,6 +212,48 @@ pub fn error(title: &str, message: &str) -> String {
     document(title, None, &body)
 }
 
+/// "Sign out?": the fields of a logout request posted back with a CSRF token.
+pub struct LogoutConfirmPage<'a> {
+    pub tenant: &'a str,
+    pub action: &'a str,
+    pub csrf: &'a str,
+    pub client_name: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+    pub post_logout_redirect_uri: Option<&'a str>,
+    pub state: Option<&'a str>,
+}
+
+/// Asked before a logout that no application vouched for.
+pub fn logout_confirm(p: &LogoutConfirmPage) -> String {
+    let mut b = String::from("<h1>Sign out?</h1>");
+    match p.client_name {
+        Some(name) => {
+            let _ = write!(
+                b,
+                "<p><strong>{}</strong> asks to sign you out.</p>",
+                escape(name)
+            );
+        }
+        None => b.push_str("<p>Do you want to sign out?</p>"),
+    }
+    let _ = write!(b, "<form method=\"post\" action=\"{}\">", escape(p.action));
+    hidden(&mut b, "csrf", p.csrf);
+    for (name, value) in [
+        ("client_id", p.client_id),
+        ("post_logout_redirect_uri", p.post_logout_redirect_uri),
+        ("state", p.state),
+    ] {
+        if let Some(v) = value {
+            hidden(&mut b, name, v);
+        }
+    }
+    b.push_str(
+        "<button type=\"submit\">Sign out</button></form>\
+         <p>To stay signed in, close this page.</p>",
+    );
+    document("Sign out?", Some(p.tenant), &b)
+}
+
 /// Shown after logout when there is no `post_logout_redirect_uri`.
 pub fn signed_out(tenant: &str) -> String {
     let body = "<h1>Signed out</h1><p>You are signed out.</p>";

@@ -290,7 +290,7 @@ pub(super) async fn proceed(ctx: &Ctx<'_>, step: Interaction<'_>) -> Outcome {
                 })
                 .collect();
             return Outcome::page(super::outcome::Page::Consent(ConsentView {
-                csrf: pending.csrf(&rid),
+                csrf: pending.csrf(&ctx.services.csrf_key, &rid, Some(&session)),
                 rid,
                 client_name: client.name.clone(),
                 username: user.username.clone(),

@@ -10,13 +10,20 @@ use super::{Ctx, ErrorCode, OAuthError, Params};
 
 /// `POST /consent`.
 pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCookies) -> Outcome {
-    let (rid, pending, client) = match pending::submitted(ctx, form, cookies).await {
-        Ok(p) => p,
-        Err(e) => return Outcome::error_page(e),
-    };
+    // The consent form was made for one session: it answers for that one only.
     let session = match session::current(ctx, cookies).await {
         Ok(Some(s)) => s,
-        Ok(None) => return go_to_login(ctx, &rid),
+        Ok(None) => {
+            return match pending::load(ctx, form.get("rid"), cookies).await {
+                Ok(_) => go_to_login(ctx, form.get("rid").unwrap_or_default()),
+                Err(e) => Outcome::error_page(e),
+            }
+        }
+        Err(e) => return Outcome::error_page(e),
+    };
+    let (rid, pending, client) = match pending::submitted(ctx, form, cookies, Some(&session)).await
+    {
+        Ok(p) => p,
         Err(e) => return Outcome::error_page(e),
     };
     let deny =

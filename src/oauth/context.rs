@@ -151,12 +151,49 @@ pub struct Services {
     pub hooks: Pool,
     /// Throttle keys recently seen unlocked (see `throttle`).
     pub throttle: ClearCache,
+    /// Keys the forms' CSRF tokens: the same on every node of a deployment
+    /// (generated once and kept in the database, see `cli`).
+    pub csrf_key: CsrfKey,
+}
+
+/// The key of the forms' CSRF tokens (HMAC-SHA256).
+pub struct CsrfKey(ring::hmac::Key);
+
+impl CsrfKey {
+    pub fn new(secret: &[u8; 32]) -> CsrfKey {
+        CsrfKey(ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret))
+    }
+
+    /// The token for `parts` (each length-prefixed, so no two lists collide).
+    pub fn token(&self, parts: &[&str]) -> String {
+        use base64::Engine;
+        let mut ctx = ring::hmac::Context::with_key(&self.0);
+        for part in parts {
+            ctx.update(&(part.len() as u64).to_be_bytes());
+            ctx.update(part.as_bytes());
+        }
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(ctx.sign().as_ref())
+    }
+
+    /// Whether `given` is the token for `parts` (constant time).
+    pub fn verify(&self, parts: &[&str], given: Option<&str>) -> bool {
+        use subtle::ConstantTimeEq;
+        let expected = self.token(parts);
+        bool::from(expected.as_bytes().ct_eq(given.unwrap_or("").as_bytes()))
+    }
 }
 
 impl Services {
-    /// The services; their threads start on first use.
+    /// The services with a fresh random CSRF key (one node, or tests); their
+    /// threads start on first use.
     pub fn new() -> Services {
+        Services::with_csrf_secret(&rand::random())
+    }
+
+    /// The services, keying CSRF tokens with the deployment's `secret`.
+    pub fn with_csrf_secret(secret: &[u8; 32]) -> Services {
         Services {
+            csrf_key: CsrfKey::new(secret),
             signer: Pool::new("sesame-sign", || {}),
             kdf: Pool::new("sesame-kdf", super::password::release_blocks),
             hooks: Pool::with_stack("sesame-hook", super::hook::STACK_SIZE),

@@ -18,13 +18,14 @@ pub async fn login_page(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies
         Ok((pending, client)) => {
             let rid = rid.unwrap_or_default();
             let username = pending.login_hint.clone().unwrap_or_default();
-            form(&pending, &client, rid, username, None)
+            form(ctx, &pending, &client, rid, username, None)
         }
         Err(e) => Outcome::error_page(e),
     }
 }
 
 fn form(
+    ctx: &Ctx<'_>,
     pending: &Pending,
     client: &Client,
     rid: &str,
@@ -32,7 +33,7 @@ fn form(
     notice: Option<Notice>,
 ) -> Outcome {
     Outcome::page(Page::Login(LoginView {
-        csrf: pending.csrf(rid),
+        csrf: pending.csrf(&ctx.services.csrf_key, rid, None),
         rid: rid.to_string(),
         client_name: client.name.clone(),
         username,
@@ -46,7 +47,7 @@ pub async fn login_submit(
     form_params: &Params,
     cookies: &BrowserCookies,
 ) -> Outcome {
-    let (rid, pending, client) = match pending::submitted(ctx, form_params, cookies).await {
+    let (rid, pending, client) = match pending::submitted(ctx, form_params, cookies, None).await {
         Ok(p) => p,
         Err(e) => return Outcome::error_page(e),
     };
@@ -54,7 +55,7 @@ pub async fn login_submit(
     let password = form_params.get("password").unwrap_or("");
     let again = |notice: Notice| {
         let shown = username.chars().take(256).collect();
-        form(&pending, &client, &rid, shown, Some(notice))
+        form(ctx, &pending, &client, &rid, shown, Some(notice))
     };
     let locked = |retry_after: u64| again(Notice::Locked { retry_after });
     let throttle = Throttle::login(ctx, username);

@@ -1,9 +1,13 @@
 //! RP-Initiated Logout 1.0: end the browser session, then go back to the
 //! client (a registered `post_logout_redirect_uri` only) or say goodbye.
+//!
+//! Without a valid `id_token_hint`, anyone's page could send the browser
+//! here, so a live session is ended only once the user confirms it on our
+//! page (§2 allows asking): a form whose CSRF token is bound to the session.
 
 use serde_json::Value;
 
-use super::outcome::{Outcome, Page};
+use super::outcome::{LogoutView, Outcome, Page};
 use super::session::{self, BrowserCookies};
 use super::{Ctx, OAuthError, Params};
 use crate::jose::verify_jwt;
@@ -56,6 +60,28 @@ pub async fn logout(ctx: &Ctx<'_>, params: &Params, cookies: &BrowserCookies) ->
             Some(uri.to_string())
         }
     };
+    let hinted = params.get("id_token_hint").is_some();
+    let live = match session::current(ctx, cookies).await {
+        Ok(s) => s,
+        Err(e) => return Outcome::error_page(e),
+    };
+    if let Some(live) = live.filter(|_| !hinted) {
+        let key = &ctx.services.csrf_key;
+        let parts = ["logout", live.sid.as_str()];
+        if !key.verify(&parts, params.get("csrf")) {
+            let client_name = client_id
+                .as_deref()
+                .and_then(|id| ctx.tenant.client(id))
+                .map(|c| c.name.clone());
+            return Outcome::page(Page::LogoutConfirm(LogoutView {
+                csrf: key.token(&parts),
+                client_name,
+                client_id,
+                post_logout_redirect_uri: redirect,
+                state: params.get("state").map(str::to_string),
+            }));
+        }
+    }
     let cleared = match session::end(ctx, cookies).await {
         Ok(c) => c,
         Err(e) => return Outcome::error_page(e),

@@ -76,6 +76,9 @@ pub enum Page {
     Login(LoginView),
     /// The consent form.
     Consent(ConsentView),
+    /// "Sign out?": a logout request that can't prove it comes from an
+    /// application the user signed in to.
+    LogoutConfirm(LogoutView),
     /// The user is signed out.
     SignedOut,
     /// An error for a person (the technical code underneath).
@@ -99,6 +102,18 @@ pub struct ConsentView {
     pub username: String,
     /// (scope, description)
     pub scopes: Vec<(String, String)>,
+}
+
+/// The logout confirmation: the form posts its fields back to `/logout`.
+#[derive(Debug)]
+pub struct LogoutView {
+    pub csrf: String,
+    /// The application that asked, when known.
+    pub client_name: Option<String>,
+    pub client_id: Option<String>,
+    /// Registered for that client (already checked).
+    pub post_logout_redirect_uri: Option<String>,
+    pub state: Option<String>,
 }
 
 /// Why a form came back.

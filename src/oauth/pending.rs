@@ -9,14 +9,14 @@
 
 use std::sync::Arc;
 
-use base64::Engine;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::context::CsrfKey;
 use super::session::BrowserCookies;
 use super::{random_token, Ctx, OAuthError, Params};
-use crate::store::{AuthRequestRow, TokenHash};
+use crate::store::{AuthRequestRow, SessionRow, TokenHash};
 use crate::tenant::Client;
 
 /// How long a started sign-in may take.
@@ -45,9 +45,11 @@ impl Pending {
         self.prompt.iter().any(|p| p == value)
     }
 
-    /// The CSRF token of this request's forms.
-    pub fn csrf(&self, rid: &str) -> String {
-        csrf_token(rid, &self.browser)
+    /// The CSRF token of this request's forms: keyed with the deployment's
+    /// secret, bound to the request, the browser and (for consent) the
+    /// session that is asked.
+    pub fn csrf(&self, key: &CsrfKey, rid: &str, session: Option<&SessionRow>) -> String {
+        key.token(&csrf_parts(rid, &self.browser, session))
     }
 }
 
@@ -132,38 +134,31 @@ pub async fn load(
 }
 
 /// The pending request a form was submitted for, once its browser binding
-/// and CSRF token check out: `(rid, request, client)`.
+/// and CSRF token (made for `session`, see [`Pending::csrf`]) check out:
+/// `(rid, request, client)`.
 pub async fn submitted(
     ctx: &Ctx<'_>,
     form: &Params,
     cookies: &BrowserCookies,
+    session: Option<&SessionRow>,
 ) -> Result<(String, Pending, Arc<Client>), OAuthError> {
     let rid = form.get("rid");
     let (pending, client) = load(ctx, rid, cookies).await?;
     let rid = rid.unwrap_or_default().to_string();
-    check_csrf(&rid, &pending, form.get("csrf"))?;
+    let parts = csrf_parts(&rid, &pending.browser, session);
+    if !ctx.services.csrf_key.verify(&parts, form.get("csrf")) {
+        return Err(OAuthError::invalid_request(
+            "the form has expired (CSRF check failed); start again",
+        ));
+    }
     Ok((rid, pending, client))
 }
 
-fn check_csrf(rid: &str, pending: &Pending, given: Option<&str>) -> Result<(), OAuthError> {
-    let expected = pending.csrf(rid);
-    let given = given.unwrap_or("");
-    if bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
-        Ok(())
-    } else {
-        Err(OAuthError::invalid_request(
-            "the form has expired (CSRF check failed); start again",
-        ))
+fn csrf_parts<'a>(rid: &'a str, browser: &'a str, session: Option<&'a SessionRow>) -> [&'a str; 4] {
+    match session {
+        None => ["sign-in", rid, browser, ""],
+        Some(s) => ["consent", rid, browser, &s.sid],
     }
-}
-
-fn csrf_token(rid: &str, browser_hash: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"sesame-csrf\0");
-    h.update(rid.as_bytes());
-    h.update([0]);
-    h.update(browser_hash.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
 }
 
 /// SHA-256 of a binding cookie, hex: what a pending request stores of it.
@@ -179,10 +174,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn csrf_token_depends_on_request_and_browser() {
-        let a = csrf_token("rid1", "b1");
-        assert_ne!(a, csrf_token("rid2", "b1"));
-        assert_ne!(a, csrf_token("rid1", "b2"));
-        assert_eq!(a, csrf_token("rid1", "b1"));
+    fn csrf_token_depends_on_key_request_browser_and_session() {
+        let key = CsrfKey::new(&[7; 32]);
+        let token = |rid, browser, session| key.token(&csrf_parts(rid, browser, session));
+        let a = token("rid1", "b1", None);
+        assert_ne!(a, token("rid2", "b1", None));
+        assert_ne!(a, token("rid1", "b2", None));
+        assert_eq!(a, token("rid1", "b1", None));
+        let other_key = CsrfKey::new(&[8; 32]);
+        assert_ne!(a, other_key.token(&csrf_parts("rid1", "b1", None)));
+        let session = |sid: &str| SessionRow {
+            tenant_id: "t".into(),
+            session_hash: TokenHash::of("cookie"),
+            sid: sid.into(),
+            user_sub: "u".into(),
+            auth_time: 0,
+            created_at: 0,
+            expires_at: 1,
+            revoked_at: None,
+        };
+        let (s1, s2) = (session("sid-1"), session("sid-2"));
+        assert_ne!(a, token("rid1", "b1", Some(&s1)));
+        assert_ne!(
+            token("rid1", "b1", Some(&s1)),
+            token("rid1", "b1", Some(&s2))
+        );
     }
 }

@@ -222,6 +222,52 @@ impl Store {
         .await
     }
 
+    /// The deployment's secret named `name`, storing `candidate` if there is
+    /// none yet. Race-safe across nodes like [`Store::find_or_insert_signing_key`]:
+    /// every node ends up with the first value stored.
+    pub async fn find_or_insert_server_secret(
+        &self,
+        name: &str,
+        candidate: [u8; 32],
+        now: i64,
+    ) -> Result<[u8; 32], StoreError> {
+        use schema::server_secrets::dsl as k;
+        let name = name.to_string();
+        self.write(move |conn| {
+            let find = |conn: &mut Db| {
+                q(k::server_secrets
+                    .filter(k::name.eq(&name))
+                    .select(k::secret)
+                    .first::<Vec<u8>>(conn)
+                    .optional())
+            };
+            let stored = match find(conn)? {
+                Some(s) => s,
+                None => {
+                    match diesel::insert_into(k::server_secrets)
+                        .values((
+                            k::name.eq(&name),
+                            k::secret.eq(candidate.as_slice()),
+                            k::created_at.eq(now),
+                        ))
+                        .execute(conn)
+                    {
+                        Ok(_) => {}
+                        Err(e) if is_unique_violation(&e) => {}
+                        Err(e) => return Err(query_error(e)),
+                    }
+                    find(conn)?.ok_or_else(|| {
+                        StoreError::Query("server secret vanished right after its insert".into())
+                    })?
+                }
+            };
+            let len = stored.len();
+            <[u8; 32]>::try_from(stored)
+                .map_err(|_| StoreError::Query(format!("stored secret has {len} bytes, not 32")))
+        })
+        .await
+    }
+
     pub async fn insert_auth_request(&self, row: AuthRequestRow) -> Result<(), StoreError> {
         use schema::auth_requests::dsl as a;
         self.write(move |conn| {

@@ -110,6 +110,14 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        secret -> Binary,
+        created_at -> BigInt,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     auth_requests,
@@ -119,4 +127,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     refresh_tokens,
     access_tokens,
     throttles,
+    server_secrets,
 );

@@ -39,6 +39,7 @@ pub fn location(r: &Response) -> String {
 }
 
 /// One authorization request, driven like a browser would.
+#[derive(Clone)]
 pub struct Flow<'a> {
     pub s: &'a Server,
     pub tenant: &'a str,

@@ -71,6 +71,13 @@ impl Server {
         panic!("sesame did not start: {last_err}");
     }
 
+    /// Start sesame again in `dir` on `port` with the config file already
+    /// there (a restart of a stopped server).
+    pub fn restart(dir: &std::path::Path, port: u16) -> Server {
+        Server::spawn(dir, &dir.join("sesame.yaml"), port)
+            .unwrap_or_else(|e| panic!("sesame did not restart: {e}"))
+    }
+
     fn spawn(dir: &std::path::Path, cfg: &std::path::Path, port: u16) -> Result<Server, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sesame"))
             .arg("serve")
