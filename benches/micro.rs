@@ -142,6 +142,7 @@ fn main() {
                 created_at: 1,
                 expires_at: i64::MAX / 2,
                 consumed_at: None,
+                redirect_uri_sent: true,
             };
             rt.block_on(async {
                 store.insert_code(row).await.unwrap();

@@ -441,3 +441,40 @@ fn csrf_tokens_outlive_a_restart_because_the_key_is_the_deployments() {
         .unwrap();
     assert_eq!(r.status(), 303, "{}", r.text().unwrap_or_default());
 }
+
+#[test]
+fn a_redirect_uri_sent_at_authorize_is_required_at_the_token_endpoint() {
+    let s = start();
+    let b = browser();
+    // `web` has a single redirect URI, so it may leave it out at both ends,
+    // but once the authorization request named it, the token request must too.
+    let exchange_without = |code: &str| {
+        client()
+            .post(s.url("/demo/token"))
+            .basic_auth("web", Some("web-secret"))
+            .form(&[("grant_type", "authorization_code"), ("code", code)])
+            .send()
+            .unwrap()
+    };
+    let code = Flow::new(&s, "web", CB).code(&b);
+    let r = exchange_without(&code);
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_request");
+    let t = exchange(&s, "demo", "web", "web-secret", &code, CB);
+    assert!(
+        t["access_token"].is_string(),
+        "the failed try did not burn the code"
+    );
+    // Left out at authorize (SSO session now): not needed at the token endpoint.
+    let r = b
+        .get(s.url("/demo/authorize"))
+        .query(&[
+            ("response_type", "code"),
+            ("client_id", "web"),
+            ("scope", "openid"),
+        ])
+        .send()
+        .unwrap();
+    let code = query_param(&location(&r), "code").expect("a code");
+    assert_eq!(exchange_without(&code).status(), 200);
+}

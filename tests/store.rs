@@ -55,6 +55,7 @@ fn code(tenant: &str, secret: &str, grant: &str) -> CodeRow {
         created_at: NOW,
         expires_at: NOW + 60,
         consumed_at: None,
+        redirect_uri_sent: true,
     }
 }
 

@@ -188,6 +188,7 @@ fn validate(
         };
     Ok(Pending {
         client_id: client.id.clone(),
+        redirect_uri_sent: params.get("redirect_uri").is_some(),
         redirect_uri,
         requested: requested.to_string(),
         state: params.get("state").map(str::to_string),
@@ -308,6 +309,7 @@ pub(super) async fn proceed(ctx: &Ctx<'_>, step: Interaction<'_>) -> Outcome {
         client_id: client.id.clone(),
         user_sub: user.sub.clone(),
         redirect_uri: pending.redirect_uri.clone(),
+        redirect_uri_sent: pending.redirect_uri_sent,
         scope: decision.granted.to_string(),
         nonce: pending.nonce.clone(),
         code_challenge: pending.code_challenge.clone(),

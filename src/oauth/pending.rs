@@ -27,6 +27,10 @@ pub const AUTH_REQUEST_TTL: i64 = 30 * 60;
 pub struct Pending {
     pub client_id: String,
     pub redirect_uri: String,
+    /// Whether the request named `redirect_uri` (requests stored before this
+    /// was recorded count as having named it).
+    #[serde(default = "named")]
+    pub redirect_uri_sent: bool,
     pub requested: String,
     pub state: Option<String>,
     pub nonce: Option<String>,
@@ -37,6 +41,10 @@ pub struct Pending {
     pub login_hint: Option<String>,
     /// SHA-256 (hex) of the binding cookie of the browser that started it.
     pub browser: String,
+}
+
+fn named() -> bool {
+    true
 }
 
 impl Pending {

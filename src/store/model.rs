@@ -100,6 +100,10 @@ pub struct CodeRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub consumed_at: Option<i64>,
+    /// Whether the authorization request sent `redirect_uri` (it may be
+    /// left out when the client has only one): then the token request must
+    /// send it too (RFC 6749 §4.1.3).
+    pub redirect_uri_sent: bool,
 }
 
 /// What happened when a code was presented.

@@ -63,6 +63,7 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         consumed_at -> Nullable<BigInt>,
+        redirect_uri_sent -> Bool,
     }
 }
 

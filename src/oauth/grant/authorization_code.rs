@@ -40,6 +40,11 @@ pub async fn exchange(
             "the authorization code has expired",
         ));
     }
+    if redirect_uri.is_none() && row.redirect_uri_sent {
+        return Err(OAuthError::invalid_request(
+            "redirect_uri is required: the authorization request sent one",
+        ));
+    }
     if redirect_uri.is_some_and(|r| r != row.redirect_uri) {
         return Err(OAuthError::invalid_grant(
             "redirect_uri differs from the authorization request",

@@ -1,0 +1,1 @@
+ALTER TABLE authorization_codes DROP COLUMN redirect_uri_sent;
