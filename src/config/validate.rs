@@ -41,16 +41,15 @@ pub const REGISTERED_CLAIMS: &[&str] = &[
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
 
 /// Things that are valid but unwise, for `sesame check` to mention (it
-/// still exits 0): a plain-text client `secret` in a tenant with an https
-/// issuer (a production one) should be a `secret_hash`.
+/// still exits 0). In a tenant with an https issuer (a production one): a
+/// plain-text client `secret` (it should be a `secret_hash`). Anywhere: a plain-http redirect URI on a host
+/// other than loopback (codes would cross the network unencrypted).
 pub fn warnings(config: &Config) -> Vec<ConfigError> {
     let mut out = Vec::new();
     for (ti, t) in config.tenants.iter().enumerate() {
-        if !t.issuer.trim().to_ascii_lowercase().starts_with("https://") {
-            continue;
-        }
+        let production = t.issuer.trim().to_ascii_lowercase().starts_with("https://");
         for (ci, cl) in t.clients.iter().enumerate() {
-            if cl.secret.is_some() {
+            if production && cl.secret.is_some() {
                 out.push(ConfigError::new(
                     format!("tenants[{ti}].clients[{ci}].secret"),
                     format!(
@@ -59,6 +58,18 @@ pub fn warnings(config: &Config) -> Vec<ConfigError> {
                         cl.id
                     ),
                 ));
+            }
+            for (i, u) in cl.redirect_uris.iter().enumerate() {
+                if is_plain_http_off_loopback(u) {
+                    out.push(ConfigError::new(
+                        format!("tenants[{ti}].clients[{ci}].redirect_uris[{i}]"),
+                        format!(
+                            "{u:?} is plain http on a host other than loopback: authorization \
+                             codes would cross the network unencrypted; use https (plain http \
+                             is for 127.0.0.1, [::1] and localhost)"
+                        ),
+                    ));
+                }
             }
         }
     }
@@ -563,12 +574,42 @@ fn client<'a>(
     }
 }
 
+/// Schemes that make no sense as a redirect: they run script, inline
+/// content or read local files in the browser. Custom schemes of native
+/// apps (`com.example.app:/cb`, RFC 8252 §7.1) are fine.
+const REFUSED_REDIRECT_SCHEMES: &[&str] =
+    &["javascript", "data", "vbscript", "file", "blob", "about"];
+
+/// A redirect or post-logout redirect URI: absolute, no fragment, and not
+/// one of the [`REFUSED_REDIRECT_SCHEMES`].
 fn check_redirect_uri(u: &str) -> Result<(), String> {
     let url = url::Url::parse(u).map_err(|e| format!("{u:?} is not an absolute URL ({e})"))?;
+    if REFUSED_REDIRECT_SCHEMES.contains(&url.scheme()) {
+        return Err(format!(
+            "{u:?}: {}: URIs can't be redirect URIs (use https, http on loopback, or a native app's own scheme)",
+            url.scheme()
+        ));
+    }
     if url.fragment().is_some() {
         return Err(format!("{u:?} must not contain a fragment (#...)"));
     }
     Ok(())
+}
+
+/// An `http:` URL whose host is not loopback (127.0.0.0/8, ::1, localhost).
+fn is_plain_http_off_loopback(u: &str) -> bool {
+    let Ok(url) = url::Url::parse(u) else {
+        return false;
+    };
+    if url.scheme() != "http" {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+        Some(url::Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost"),
+        None => true,
+    }
 }
 
 fn is_tenant_id(id: &str) -> bool {
@@ -963,12 +1004,15 @@ mod tests {
     clients:
       - id: app
         secret: s3cret
-        redirect_uris: [http://app.example.com/cb]
+        redirect_uris: [http://localhost:9000/cb]
 ",
             client("secret: s3cret")
         );
         let c = load_str(&yaml, Path::new("/x"), &|_| None).unwrap();
-        let w = warnings(&c);
+        let w: Vec<ConfigError> = warnings(&c)
+            .into_iter()
+            .filter(|w| w.path.ends_with(".secret"))
+            .collect();
         assert_eq!(w.len(), 1, "{w:?}");
         assert_eq!(w[0].path, "tenants[0].clients[0].secret");
         assert!(w[0].message.contains("secret_hash"));
@@ -979,7 +1023,7 @@ mod tests {
             &|_| None,
         )
         .unwrap();
-        assert!(warnings(&hashed).is_empty());
+        assert_eq!(warnings(&hashed), vec![]);
     }
 
     #[test]
@@ -1213,6 +1257,83 @@ mod tests {
             &client("post_logout_redirect_uris: ['https://a.example/#bye']"),
             "tenants[0].clients[0].post_logout_redirect_uris[0]",
             "fragment",
+        );
+    }
+
+    #[test]
+    fn script_data_and_local_schemes_are_refused_as_redirect_uris() {
+        let yaml = client(
+            "redirect_uris:
+  - https://a.example/cb
+  - 'javascript:alert(document.domain)'
+  - 'JavaScript://a.example/%0Aalert(1)'
+  - 'data:text/html,<script>alert(1)</script>'
+  - relative/cb
+  - 'com.example.app:/oauth2redirect'
+  - 'https://a.example/cb#frag'
+  - 'vbscript:msgbox(1)'
+post_logout_redirect_uris:
+  - https://a.example/bye
+  - 'file:///etc/passwd'
+  - 'blob:https://a.example/0b7c6f0e'
+  - 'about:blank'
+  - 'myapp:/signed-out'",
+        );
+        let errs = errors(&yaml);
+        let got: Vec<(&str, &str)> = errs
+            .iter()
+            .map(|e| (e.path.as_str(), e.message.as_str()))
+            .collect();
+        let cp = "tenants[0].clients[0]";
+        let want = [
+            (
+                format!("{cp}.redirect_uris[1]"),
+                "javascript: URIs can't be redirect URIs",
+            ),
+            (format!("{cp}.redirect_uris[2]"), "javascript: URIs"),
+            (format!("{cp}.redirect_uris[3]"), "data: URIs"),
+            (format!("{cp}.redirect_uris[4]"), "not an absolute URL"),
+            (format!("{cp}.redirect_uris[6]"), "fragment"),
+            (format!("{cp}.redirect_uris[7]"), "vbscript: URIs"),
+            (format!("{cp}.post_logout_redirect_uris[1]"), "file: URIs"),
+            (format!("{cp}.post_logout_redirect_uris[2]"), "blob: URIs"),
+            (format!("{cp}.post_logout_redirect_uris[3]"), "about: URIs"),
+        ];
+        assert_eq!(got.len(), want.len(), "{errs:#?}");
+        for ((path, message), (want_path, want_message)) in got.iter().zip(&want) {
+            assert_eq!(path, want_path, "{errs:#?}");
+            assert!(message.contains(want_message), "{path}: {message}");
+        }
+    }
+
+    #[test]
+    fn plain_http_redirect_uris_off_loopback_are_warned_about() {
+        let yaml = client(
+            "redirect_uris:
+  - http://localhost:9000/cb
+  - http://LocalHost/cb
+  - http://127.0.0.1/cb
+  - http://127.0.0.2:8080/cb
+  - 'http://[::1]:8080/cb'
+  - https://app.example.com/cb
+  - 'com.example.app:/cb'
+  - http://app.example.com/cb
+  - http://192.168.1.10/cb
+  - 'http://[2001:db8::1]/cb'
+  - http://localhost.evil.example/cb
+post_logout_redirect_uris: [http://app.example.com/bye]",
+        );
+        let c = load_str(&yaml, Path::new("/x"), &|_| None).unwrap();
+        let w = warnings(&c);
+        let paths: Vec<&str> = w.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [7, 8, 9, 10].map(|i| format!("tenants[0].clients[0].redirect_uris[{i}]")),
+            "{w:#?}"
+        );
+        assert!(
+            w[0].message.contains("plain http") && w[0].message.contains("https"),
+            "{w:#?}"
         );
     }
 
