@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, ConfigErrors, TenantConfig};
 use bytes::Bytes;
 
-use crate::jose::{Keyset, SigningKey};
+use crate::jose::{is_sealed, KeyEncryptionKey, KeyRow, Keyset, OpenError, SigningKey};
 use crate::oauth::discovery;
 use crate::plugin::Scripts;
 use crate::store::{Store, StoredKey};
@@ -50,8 +50,9 @@ impl Runtime {
             Ok(s) => (s, Vec::new()),
             Err(e) => (Scripts::default(), e),
         };
+        let kek = config.key_encryption_key();
         for (i, t) in config.tenants.iter().enumerate() {
-            match load_keys(t, store).await {
+            match load_keys(t, kek, store).await {
                 Ok(keys) => {
                     let old = previous.and_then(|p| p.tenant(&t.id)).map(|t| &**t);
                     let mut tenant = Tenant::new(t, keys, &scripts, old);
@@ -123,29 +124,126 @@ impl Runtime {
 
 /// The tenant's configured keys (parsed when the config was validated), or
 /// its generated key from the store.
-async fn load_keys(t: &TenantConfig, store: &Store) -> Result<Keyset, String> {
-    let alg = t.signing.alg;
+async fn load_keys(
+    t: &TenantConfig,
+    kek: Option<&KeyEncryptionKey>,
+    store: &Store,
+) -> Result<Keyset, String> {
     let mut keys = t.signing.loaded_keys.clone();
     if keys.len() != t.signing.keys.len() {
         return Err("signing keys not loaded: the configuration was not validated".to_string());
     }
     if keys.is_empty() {
-        let fresh = SigningKey::generate(alg).map_err(|e| e.to_string())?;
-        let candidate = StoredKey {
-            tenant_id: t.id.clone(),
-            alg: alg.as_str().to_string(),
-            kid: fresh.kid().to_string(),
-            private_pem: fresh.to_pkcs8_pem().map_err(|e| e.to_string())?,
-            created_at: crate::now(),
-        };
-        let stored = store
-            .find_or_insert_signing_key(candidate)
-            .await
-            .map_err(|e| format!("generated key: {e}"))?;
-        keys.push(
-            SigningKey::from_pem(stored.private_pem.as_bytes(), alg)
-                .map_err(|e| format!("stored key {}: {e}", stored.kid))?,
-        );
+        keys.push(generated_key(t, kek, store).await?);
     }
     Keyset::new(keys).map_err(|e| e.to_string())
+}
+
+/// The tenant's generated key: the one in the store, or a fresh one stored
+/// now (race-safe: of nodes starting together, one key wins). With a
+/// key-encryption key it is stored sealed, and a key stored in clear
+/// before is sealed in place (a conditional update: of racing nodes, one
+/// rewrites it, the others read what it wrote). A stored key that does not
+/// open is an error — never a reason to make another one.
+async fn generated_key(
+    t: &TenantConfig,
+    kek: Option<&KeyEncryptionKey>,
+    store: &Store,
+) -> Result<SigningKey, String> {
+    let alg = t.signing.alg;
+    let fresh = SigningKey::generate(alg).map_err(|e| e.to_string())?;
+    let pem = fresh.to_pkcs8_pem().map_err(|e| e.to_string())?;
+    let row = KeyRow {
+        tenant_id: &t.id,
+        alg: alg.as_str(),
+        kid: fresh.kid(),
+    };
+    let private_pem = match kek {
+        Some(kek) => kek.seal(row, pem.as_bytes()).map_err(|e| e.to_string())?,
+        None => pem,
+    };
+    let candidate = StoredKey {
+        tenant_id: t.id.clone(),
+        alg: alg.as_str().to_string(),
+        kid: fresh.kid().to_string(),
+        private_pem,
+        created_at: crate::now(),
+    };
+    for _ in 0..3 {
+        let stored = store
+            .find_or_insert_signing_key(candidate.clone())
+            .await
+            .map_err(|e| format!("generated key: {e}"))?;
+        let key = open_stored(t, kek, &stored)?;
+        let Some(kek) = kek.filter(|_| !is_sealed(&stored.private_pem)) else {
+            return Ok(key);
+        };
+        let sealed = kek
+            .seal(stored_row(&stored), stored.private_pem.as_bytes())
+            .map_err(|e| e.to_string())?;
+        let rewritten = store
+            .rewrite_signing_key(&t.id, &stored.alg, &stored.private_pem, &sealed)
+            .await
+            .map_err(|e| format!("generated key: {e}"))?;
+        if rewritten {
+            // Expected once, after key_encryption is first set; otherwise
+            // someone wrote a key in clear into the table.
+            tracing::warn!(
+                tenant = %t.id,
+                kid = %stored.kid,
+                "the stored signing key was in clear; encrypted it with the key-encryption key (expected once per tenant, after key_encryption is first set)"
+            );
+            return Ok(key);
+        }
+        // Another node sealed it first: read, and open, what it wrote.
+    }
+    Err(format!(
+        "tenant {:?}: the stored signing key kept changing while it was being encrypted",
+        t.id
+    ))
+}
+
+fn stored_row(stored: &StoredKey) -> KeyRow<'_> {
+    KeyRow {
+        tenant_id: &stored.tenant_id,
+        alg: &stored.alg,
+        kid: &stored.kid,
+    }
+}
+
+/// The signing key of a stored row, opened with `kek` if it is sealed.
+fn open_stored(
+    t: &TenantConfig,
+    kek: Option<&KeyEncryptionKey>,
+    stored: &StoredKey,
+) -> Result<SigningKey, String> {
+    let (tenant, kid) = (&t.id, &stored.kid);
+    let opened;
+    let pem = if is_sealed(&stored.private_pem) {
+        let Some(kek) = kek else {
+            return Err(format!(
+                "tenant {tenant:?}: the stored signing key (kid {kid}) is encrypted, but no \
+                 key-encryption key is configured: set key_encryption to the key it was encrypted with"
+            ));
+        };
+        opened = kek
+            .open(stored_row(stored), &stored.private_pem)
+            .map_err(|e| match e {
+                OpenError::Mismatch => format!(
+                    "tenant {tenant:?}: the key-encryption key doesn't decrypt the stored signing \
+                     key (kid {kid}): it is not the key that encrypted it, or the row was altered; \
+                     configure that key (no new signing key is generated in its place)"
+                ),
+                OpenError::Malformed(m) => {
+                    format!(
+                        "tenant {tenant:?}: the stored signing key (kid {kid}) is unreadable: {m}"
+                    )
+                }
+            })?;
+        opened.as_slice()
+    } else {
+        stored.private_pem.as_bytes()
+    };
+    SigningKey::from_pem(pem, t.signing.alg)
+        .map_err(|e| format!("tenant {tenant:?}: stored key {kid}: {e}"))
 }

@@ -191,7 +191,8 @@ tenants:
     lifetimes: { access_token: 0s }
     clients:
       - id: c
-        redirect_uris: [relative/path]
+        redirect_uris: [relative/path, "javascript:alert(1)"]
+        post_logout_redirect_uris: ["data:text/html,bye"]
         scopes: [openid, unknown]
 "#,
     )
@@ -208,6 +209,8 @@ tenants:
         "tenants[0].issuer:",
         "tenants[0].lifetimes.access_token:",
         "tenants[0].clients[0].redirect_uris[0]:",
+        "tenants[0].clients[0].redirect_uris[1]: \"javascript:alert(1)\": javascript: URIs can't be redirect URIs",
+        "tenants[0].clients[0].post_logout_redirect_uris[0]: \"data:text/html,bye\": data: URIs",
         "tenants[0].clients[0].scopes[1]:",
     ] {
         assert!(err.contains(path), "missing {path} in:\n{err}");

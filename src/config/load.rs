@@ -8,8 +8,8 @@ use serde_yaml::Value;
 use super::env::{child_path, expand_value};
 use super::validate::validate;
 use super::{
-    Config, ConfigError, ConfigErrors, DatabaseConfig, ServerConfig, TenantConfig, UserConfig,
-    UsersFile,
+    Config, ConfigError, ConfigErrors, DatabaseConfig, KeyEncryptionConfig, ServerConfig,
+    TenantConfig, UserConfig, UsersFile,
 };
 
 /// Read, parse, expand `${NAME}` from the process environment, read `users_file`s,
@@ -198,6 +198,7 @@ fn deserialize_sections(value: &Value, errors: &mut Vec<ConfigError>) {
             Some("server") => deserialize::<ServerConfig>(v).err(),
             Some("database") => deserialize::<DatabaseConfig>(v).err(),
             Some("plugins_dir") => deserialize::<PathBuf>(v).err(),
+            Some("key_encryption") => deserialize::<Option<KeyEncryptionConfig>>(v).err(),
             Some("tenants") => {
                 if let Value::Sequence(items) = v {
                     for (i, item) in items.iter().enumerate() {
@@ -213,7 +214,7 @@ fn deserialize_sections(value: &Value, errors: &mut Vec<ConfigError>) {
             _ => {
                 errors.push(ConfigError::new(
                     path.clone(),
-                    format!("unknown field `{path}`, expected one of `server`, `database`, `plugins_dir`, `tenants`"),
+                    format!("unknown field `{path}`, expected one of `server`, `database`, `plugins_dir`, `key_encryption`, `tenants`"),
                 ));
                 None
             }

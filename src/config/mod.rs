@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::jose::{Alg, SigningKey};
+use crate::jose::{Alg, KeyEncryptionKey, SigningKey};
 
 mod duration;
 mod env;
@@ -81,6 +81,9 @@ pub struct Config {
     /// Wall-clock limit of one plugin hook call (past it: `server_error`).
     #[serde(default = "default_plugin_time_limit", with = "duration")]
     pub plugin_time_limit: Duration,
+    /// The key that encrypts generated signing keys in the database.
+    #[serde(default)]
+    pub key_encryption: Option<KeyEncryptionConfig>,
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
     /// Directory of the config file; relative paths resolve against it.
@@ -102,6 +105,11 @@ impl Config {
     /// A script path from `plugins:` (tenant or client), resolved against `plugins_dir`.
     pub fn plugin_path(&self, p: &Path) -> PathBuf {
         self.plugins_dir_path().join(p)
+    }
+
+    /// The key-encryption key, once validation parsed it.
+    pub fn key_encryption_key(&self) -> Option<&KeyEncryptionKey> {
+        self.key_encryption.as_ref()?.loaded.as_ref()
     }
 
     /// The SQLite database file named by `database.url` (`sqlite://data/x.db`,
@@ -159,6 +167,31 @@ impl ServerConfig {
 
 fn default_listen() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 8080))
+}
+
+/// The operator's key-encryption key: generated signing keys are stored
+/// encrypted under it (AES-256-GCM). Exactly one of `key` and `key_file`.
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyEncryptionConfig {
+    /// 32 random bytes in base64 (`openssl rand -base64 32`), usually
+    /// `${SESAME_KEY_ENCRYPTION_KEY}`.
+    pub key: Option<String>,
+    /// A file holding the same; relative paths resolve against the config
+    /// file's directory.
+    pub key_file: Option<PathBuf>,
+    /// `key`, or the content of `key_file`, parsed by validation.
+    #[serde(skip)]
+    pub loaded: Option<KeyEncryptionKey>,
+}
+
+impl std::fmt::Debug for KeyEncryptionConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyEncryptionConfig")
+            .field("key", &self.key.as_ref().map(|_| ".."))
+            .field("key_file", &self.key_file)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]

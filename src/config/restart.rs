@@ -13,7 +13,8 @@ use super::Config;
 ///
 /// Everything else is part of a config generation and reloads:
 /// `server.trusted_proxies`, `plugins_dir` (scripts are compiled per
-/// generation) and all of `tenants`.
+/// generation), `key_encryption` (generated keys are opened, or sealed,
+/// with it as the generation is built) and all of `tenants`.
 pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let (os, ns) = (&old.server, &new.server);
     let (od, nd) = (&old.database, &new.database);

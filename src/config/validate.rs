@@ -10,10 +10,10 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use super::{
-    AuthMethod, ClientConfig, Config, ConfigError, DatabaseConfig, GrantType, LifetimesConfig,
-    ServerConfig, TenantConfig, ThrottleConfig, UserConfig, BUILTIN_SCOPES,
+    AuthMethod, ClientConfig, Config, ConfigError, DatabaseConfig, GrantType, KeyEncryptionConfig,
+    LifetimesConfig, ServerConfig, TenantConfig, ThrottleConfig, UserConfig, BUILTIN_SCOPES,
 };
-use crate::jose::SigningKey;
+use crate::jose::{KeyEncryptionKey, SigningKey};
 
 /// Database URL schemes sesame knows.
 pub const DATABASE_SCHEMES: &[&str] = &["sqlite", "mysql", "postgres", "postgresql"];
@@ -41,16 +41,28 @@ pub const REGISTERED_CLAIMS: &[&str] = &[
 pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86400);
 
 /// Things that are valid but unwise, for `sesame check` to mention (it
-/// still exits 0): a plain-text client `secret` in a tenant with an https
-/// issuer (a production one) should be a `secret_hash`.
+/// still exits 0). In a tenant with an https issuer (a production one): a
+/// plain-text client `secret` (it should be a `secret_hash`), and a
+/// generated signing key without a `key_encryption` key (it is stored in
+/// the database in clear). Anywhere: a plain-http redirect URI on a host
+/// other than loopback (codes would cross the network unencrypted).
 pub fn warnings(config: &Config) -> Vec<ConfigError> {
     let mut out = Vec::new();
     for (ti, t) in config.tenants.iter().enumerate() {
-        if !t.issuer.trim().to_ascii_lowercase().starts_with("https://") {
-            continue;
+        let production = t.issuer.trim().to_ascii_lowercase().starts_with("https://");
+        if production && t.signing.keys.is_empty() && config.key_encryption.is_none() {
+            out.push(ConfigError::new(
+                format!("tenants[{ti}].signing"),
+                format!(
+                    "tenant {:?} has an https issuer and a generated signing key, which is stored \
+                     in the database in clear: set key_encryption (a key from \
+                     `openssl rand -base64 32`) to store it encrypted, or list PEM files in signing.keys",
+                    t.id
+                ),
+            ));
         }
         for (ci, cl) in t.clients.iter().enumerate() {
-            if cl.secret.is_some() {
+            if production && cl.secret.is_some() {
                 out.push(ConfigError::new(
                     format!("tenants[{ti}].clients[{ci}].secret"),
                     format!(
@@ -59,6 +71,18 @@ pub fn warnings(config: &Config) -> Vec<ConfigError> {
                         cl.id
                     ),
                 ));
+            }
+            for (i, u) in cl.redirect_uris.iter().enumerate() {
+                if is_plain_http_off_loopback(u) {
+                    out.push(ConfigError::new(
+                        format!("tenants[{ti}].clients[{ci}].redirect_uris[{i}]"),
+                        format!(
+                            "{u:?} is plain http on a host other than loopback: authorization \
+                             codes would cross the network unencrypted; use https (plain http \
+                             is for 127.0.0.1, [::1] and localhost)"
+                        ),
+                    ));
+                }
             }
         }
     }
@@ -80,6 +104,10 @@ pub fn validate(config: &mut Config) -> Vec<ConfigError> {
             "must be more than 0 and at most 10s (a hook runs while its request waits)",
         );
     }
+    let kek = config
+        .key_encryption
+        .as_ref()
+        .and_then(|k| key_encryption(&mut c, config, k));
     let mut tenant_ids: HashMap<&str, usize> = HashMap::new();
     let mut issuers: Vec<(IssuerKey, usize)> = Vec::new();
     let keys: Vec<Vec<SigningKey>> = config
@@ -89,6 +117,9 @@ pub fn validate(config: &mut Config) -> Vec<ConfigError> {
         .map(|(ti, t)| tenant(&mut c, config, ti, t, &mut tenant_ids, &mut issuers))
         .collect();
     config.server.trusted_networks = networks;
+    if let Some(k) = config.key_encryption.as_mut() {
+        k.loaded = kek;
+    }
     for (t, keys) in config.tenants.iter_mut().zip(keys) {
         t.signing.loaded_keys = keys;
     }
@@ -150,6 +181,53 @@ fn database(c: &mut Checker, d: &DatabaseConfig) {
             "database.connect_timeout",
             "connect_timeout must be greater than 0",
         );
+    }
+}
+
+/// The key-encryption key: exactly one of `key` and `key_file`, 32 bytes
+/// in base64. The key itself is never repeated in a message.
+fn key_encryption(
+    c: &mut Checker,
+    config: &Config,
+    k: &KeyEncryptionConfig,
+) -> Option<KeyEncryptionKey> {
+    match (&k.key, &k.key_file) {
+        (None, None) => {
+            c.err(
+                "key_encryption",
+                "set key (32 random bytes in base64, e.g. ${SESAME_KEY_ENCRYPTION_KEY}) or key_file",
+            );
+            None
+        }
+        (Some(_), Some(_)) => {
+            c.err(
+                "key_encryption.key_file",
+                "set either key or key_file, not both",
+            );
+            None
+        }
+        (Some(key), None) => match KeyEncryptionKey::parse(key) {
+            Ok(kek) => Some(kek),
+            Err(e) => {
+                c.err("key_encryption.key", e);
+                None
+            }
+        },
+        (None, Some(file)) => {
+            let file = config.resolve(file);
+            let parsed = std::fs::read_to_string(&file)
+                .map_err(|e| format!("cannot read key file {}: {e}", file.display()))
+                .and_then(|text| {
+                    KeyEncryptionKey::parse(&text).map_err(|e| format!("{}: {e}", file.display()))
+                });
+            match parsed {
+                Ok(kek) => Some(kek),
+                Err(e) => {
+                    c.err("key_encryption.key_file", e);
+                    None
+                }
+            }
+        }
     }
 }
 
@@ -635,12 +713,42 @@ fn client<'a>(
     }
 }
 
+/// Schemes that make no sense as a redirect: they run script, inline
+/// content or read local files in the browser. Custom schemes of native
+/// apps (`com.example.app:/cb`, RFC 8252 §7.1) are fine.
+const REFUSED_REDIRECT_SCHEMES: &[&str] =
+    &["javascript", "data", "vbscript", "file", "blob", "about"];
+
+/// A redirect or post-logout redirect URI: absolute, no fragment, and not
+/// one of the [`REFUSED_REDIRECT_SCHEMES`].
 fn check_redirect_uri(u: &str) -> Result<(), String> {
     let url = url::Url::parse(u).map_err(|e| format!("{u:?} is not an absolute URL ({e})"))?;
+    if REFUSED_REDIRECT_SCHEMES.contains(&url.scheme()) {
+        return Err(format!(
+            "{u:?}: {}: URIs can't be redirect URIs (use https, http on loopback, or a native app's own scheme)",
+            url.scheme()
+        ));
+    }
     if url.fragment().is_some() {
         return Err(format!("{u:?} must not contain a fragment (#...)"));
     }
     Ok(())
+}
+
+/// An `http:` URL whose host is not loopback (127.0.0.0/8, ::1, localhost).
+fn is_plain_http_off_loopback(u: &str) -> bool {
+    let Ok(url) = url::Url::parse(u) else {
+        return false;
+    };
+    if url.scheme() != "http" {
+        return false;
+    }
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => !ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => !ip.is_loopback(),
+        Some(url::Host::Domain(d)) => !d.eq_ignore_ascii_case("localhost"),
+        None => true,
+    }
 }
 
 fn is_tenant_id(id: &str) -> bool {
@@ -1035,23 +1143,155 @@ mod tests {
     clients:
       - id: app
         secret: s3cret
-        redirect_uris: [http://app.example.com/cb]
+        redirect_uris: [http://localhost:9000/cb]
 ",
             client("secret: s3cret")
         );
         let c = load_str(&yaml, Path::new("/x"), &|_| None).unwrap();
-        let w = warnings(&c);
+        let w: Vec<ConfigError> = warnings(&c)
+            .into_iter()
+            .filter(|w| w.path.ends_with(".secret"))
+            .collect();
         assert_eq!(w.len(), 1, "{w:?}");
         assert_eq!(w[0].path, "tenants[0].clients[0].secret");
         assert!(w[0].message.contains("secret_hash"));
         assert!(!w[0].message.contains("s3cret"));
         let hashed = load_str(
-            &client(&format!("secret_hash: \"{ARGON2}\"")),
+            &format!("{KEK_SET}{}", client(&format!("secret_hash: \"{ARGON2}\""))),
             Path::new("/x"),
             &|_| None,
         )
         .unwrap();
-        assert!(warnings(&hashed).is_empty());
+        assert_eq!(warnings(&hashed), vec![]);
+    }
+
+    /// A valid `key_encryption` block (32 bytes of 0x2a, base64).
+    const KEK_SET: &str =
+        "key_encryption: { key: 'KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=' }\n";
+
+    #[test]
+    fn generated_keys_of_https_tenants_without_key_encryption_are_warned_about() {
+        let warned = |yaml: &str| -> Vec<String> {
+            let c = load_str(yaml, Path::new("/x"), &|_| None).unwrap();
+            warnings(&c).into_iter().map(|w| w.to_string()).collect()
+        };
+        let w = warned(&tenant(""));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("tenants[0].signing: tenant \"demo\"")
+                && w[0].contains("in clear")
+                && w[0].contains("key_encryption")
+                && w[0].contains("openssl rand -base64 32"),
+            "{w:?}"
+        );
+        assert_eq!(
+            warned(&format!("{KEK_SET}{}", tenant(""))),
+            Vec::<String>::new()
+        );
+        let http = "tenants:\n  - id: dev\n    issuer: http://127.0.0.1:8080/dev\n";
+        assert_eq!(warned(http), Vec::<String>::new());
+
+        let dir = tempfile::tempdir().unwrap();
+        let pem = crate::jose::keygen_pem(crate::jose::Alg::EdDSA).unwrap();
+        std::fs::write(dir.path().join("k.pem"), pem).unwrap();
+        let c = load_str(
+            &tenant("signing: { alg: EdDSA, keys: [k.pem] }"),
+            dir.path(),
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(warnings(&c), vec![]);
+    }
+
+    #[test]
+    fn key_encryption_key_is_32_bytes_of_base64() {
+        let c = load_str(KEK_SET, Path::new("/x"), &|_| None).unwrap();
+        assert_eq!(
+            c.key_encryption_key(),
+            Some(&KeyEncryptionKey::from_bytes([0x2a; 32]))
+        );
+        assert_eq!(
+            load_str("", Path::new("/x"), &|_| None)
+                .unwrap()
+                .key_encryption_key(),
+            None
+        );
+        // From the environment, as documented.
+        let env = |n: &str| {
+            (n == "KEK").then(|| "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio".to_string())
+        };
+        let c = load_str("key_encryption: { key: '${KEK}' }", Path::new("/x"), &env).unwrap();
+        assert!(c.key_encryption_key().is_some());
+
+        only_error(
+            "key_encryption: { key: 'c2hvcnQ=' }",
+            "key_encryption.key",
+            "decodes to 5 bytes",
+        );
+        only_error("key_encryption: { key: '' }", "key_encryption.key", "empty");
+        only_error("key_encryption: {}", "key_encryption", "set key");
+        only_error(
+            "key_encryption: { key: 'KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=', key_file: k }",
+            "key_encryption.key_file",
+            "not both",
+        );
+        let errs = errors("key_encryption: { key: 'hunter2 hunter2' }");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(!errs[0].message.contains("hunter2"), "{errs:?}");
+        // A missing variable is reported once, by the expansion.
+        let errs = errors("key_encryption: { key: '${NOPE}' }");
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs[0].message.contains("NOPE"), "{errs:?}");
+        let errs = errors("key_encryption: { kye: x }");
+        assert!(
+            errs.len() == 1 && errs[0].path.starts_with("key_encryption"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn key_encryption_key_file_resolves_against_the_config_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("secrets")).unwrap();
+        // As `openssl rand -base64 32 > secrets/kek` writes it.
+        std::fs::write(
+            dir.path().join("secrets/kek"),
+            "KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("secrets/bad"), "hunter2\n").unwrap();
+        let c = load_str(
+            "key_encryption: { key_file: secrets/kek }",
+            dir.path(),
+            &|_| None,
+        )
+        .unwrap();
+        assert_eq!(
+            c.key_encryption_key(),
+            Some(&KeyEncryptionKey::from_bytes([0x2a; 32]))
+        );
+        // The one error, at key_encryption.key_file, for `file`.
+        let error_for = |file: &str| {
+            let yaml = format!("key_encryption: {{ key_file: {file} }}");
+            let errs = load_str(&yaml, dir.path(), &|_| None).unwrap_err().0;
+            assert!(
+                errs.len() == 1 && errs[0].path == "key_encryption.key_file",
+                "{errs:?}"
+            );
+            assert!(errs[0].message.contains(file), "{errs:?}");
+            errs[0].message.clone()
+        };
+        assert!(error_for("secrets/none").contains("cannot read key file"));
+        let bad = error_for("secrets/bad");
+        assert!(bad.contains("base64") && !bad.contains("hunter2"), "{bad}");
+    }
+
+    #[test]
+    fn key_encryption_key_is_never_in_debug_output() {
+        let c = load_str(KEK_SET, Path::new("/x"), &|_| None).unwrap();
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("KioqKioq"), "{debug}");
+        assert!(debug.contains("KeyEncryptionConfig"), "{debug}");
     }
 
     #[test]
@@ -1285,6 +1525,86 @@ mod tests {
             &client("post_logout_redirect_uris: ['https://a.example/#bye']"),
             "tenants[0].clients[0].post_logout_redirect_uris[0]",
             "fragment",
+        );
+    }
+
+    #[test]
+    fn script_data_and_local_schemes_are_refused_as_redirect_uris() {
+        let yaml = client(
+            "redirect_uris:
+  - https://a.example/cb
+  - 'javascript:alert(document.domain)'
+  - 'JavaScript://a.example/%0Aalert(1)'
+  - 'data:text/html,<script>alert(1)</script>'
+  - relative/cb
+  - 'com.example.app:/oauth2redirect'
+  - 'https://a.example/cb#frag'
+  - 'vbscript:msgbox(1)'
+post_logout_redirect_uris:
+  - https://a.example/bye
+  - 'file:///etc/passwd'
+  - 'blob:https://a.example/0b7c6f0e'
+  - 'about:blank'
+  - 'myapp:/signed-out'",
+        );
+        let errs = errors(&yaml);
+        let got: Vec<(&str, &str)> = errs
+            .iter()
+            .map(|e| (e.path.as_str(), e.message.as_str()))
+            .collect();
+        let cp = "tenants[0].clients[0]";
+        let want = [
+            (
+                format!("{cp}.redirect_uris[1]"),
+                "javascript: URIs can't be redirect URIs",
+            ),
+            (format!("{cp}.redirect_uris[2]"), "javascript: URIs"),
+            (format!("{cp}.redirect_uris[3]"), "data: URIs"),
+            (format!("{cp}.redirect_uris[4]"), "not an absolute URL"),
+            (format!("{cp}.redirect_uris[6]"), "fragment"),
+            (format!("{cp}.redirect_uris[7]"), "vbscript: URIs"),
+            (format!("{cp}.post_logout_redirect_uris[1]"), "file: URIs"),
+            (format!("{cp}.post_logout_redirect_uris[2]"), "blob: URIs"),
+            (format!("{cp}.post_logout_redirect_uris[3]"), "about: URIs"),
+        ];
+        assert_eq!(got.len(), want.len(), "{errs:#?}");
+        for ((path, message), (want_path, want_message)) in got.iter().zip(&want) {
+            assert_eq!(path, want_path, "{errs:#?}");
+            assert!(message.contains(want_message), "{path}: {message}");
+        }
+    }
+
+    #[test]
+    fn plain_http_redirect_uris_off_loopback_are_warned_about() {
+        let yaml = format!(
+            "{KEK_SET}{}",
+            client(
+                "redirect_uris:
+  - http://localhost:9000/cb
+  - http://LocalHost/cb
+  - http://127.0.0.1/cb
+  - http://127.0.0.2:8080/cb
+  - 'http://[::1]:8080/cb'
+  - https://app.example.com/cb
+  - 'com.example.app:/cb'
+  - http://app.example.com/cb
+  - http://192.168.1.10/cb
+  - 'http://[2001:db8::1]/cb'
+  - http://localhost.evil.example/cb
+post_logout_redirect_uris: [http://app.example.com/bye]"
+            )
+        );
+        let c = load_str(&yaml, Path::new("/x"), &|_| None).unwrap();
+        let w = warnings(&c);
+        let paths: Vec<&str> = w.iter().map(|w| w.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            [7, 8, 9, 10].map(|i| format!("tenants[0].clients[0].redirect_uris[{i}]")),
+            "{w:#?}"
+        );
+        assert!(
+            w[0].message.contains("plain http") && w[0].message.contains("https"),
+            "{w:#?}"
         );
     }
 

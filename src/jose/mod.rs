@@ -1,12 +1,15 @@
-//! JOSE: signing keys (openssl for key material), JWS/JWT and JWKs (biscuit).
+//! JOSE: signing keys (openssl for key material), JWS/JWT and JWKs (biscuit),
+//! and generated keys sealed at rest (openssl AES-256-GCM).
 
 use serde::{Deserialize, Serialize};
 
 mod jwt;
 mod keys;
+mod sealed;
 
 pub use jwt::{at_hash, verify_jwt, JwtError};
 pub use keys::{keygen_pem, JoseError, Keyset, SigningKey};
+pub use sealed::{is_sealed, KeyEncryptionKey, KeyRow, OpenError};
 
 /// A JWS signing algorithm sesame can use for ID tokens and JWT access tokens.
 #[derive(

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::Pool;
 
@@ -196,14 +197,7 @@ impl Store {
     ) -> Result<StoredKey, StoreError> {
         use schema::signing_keys::dsl as k;
         self.write(move |conn| {
-            let find = |conn: &mut Db| {
-                q(k::signing_keys
-                    .filter(k::tenant_id.eq(&key.tenant_id))
-                    .filter(k::alg.eq(&key.alg))
-                    .select(StoredKey::as_select())
-                    .first(conn)
-                    .optional())
-            };
+            let find = |conn: &mut Db| find_signing_key(conn, &key.tenant_id, &key.alg);
             if let Some(found) = find(conn)? {
                 return Ok(found);
             }
@@ -264,6 +258,63 @@ impl Store {
             let len = stored.len();
             <[u8; 32]>::try_from(stored)
                 .map_err(|_| StoreError::Query(format!("stored secret has {len} bytes, not 32")))
+        })
+        .await
+    }
+
+    /// The tenant's stored key for `alg`, if there is one.
+    pub async fn find_signing_key(
+        &self,
+        tenant_id: &str,
+        alg: &str,
+    ) -> Result<Option<StoredKey>, StoreError> {
+        let (tenant, alg) = (tenant_id.to_string(), alg.to_string());
+        self.run(move |conn| find_signing_key(conn, &tenant, &alg))
+            .await
+    }
+
+    /// Replace the stored text of the tenant's `alg` key with `to`, only if
+    /// it is still `from` (a conditional `UPDATE`: of racing rewrites, one
+    /// wins). True if this call replaced it. On SQLite the old text is
+    /// overwritten in the file (`secure_delete`) and the WAL checkpointed
+    /// and truncated, so no copy of it is left behind in the database files.
+    pub async fn rewrite_signing_key(
+        &self,
+        tenant_id: &str,
+        alg: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<bool, StoreError> {
+        use schema::signing_keys::dsl as k;
+        let (tenant, alg, from, to) = (
+            tenant_id.to_string(),
+            alg.to_string(),
+            from.to_string(),
+            to.to_string(),
+        );
+        let sqlite = self.backend == Backend::Sqlite;
+        self.write(move |conn| {
+            if sqlite {
+                q(conn.batch_execute("PRAGMA secure_delete = ON"))?;
+            }
+            let updated = q(diesel::update(
+                k::signing_keys
+                    .filter(k::tenant_id.eq(&tenant))
+                    .filter(k::alg.eq(&alg))
+                    .filter(k::private_pem.eq(&from)),
+            )
+            .set(k::private_pem.eq(&to))
+            .execute(conn));
+            if sqlite {
+                q(conn.batch_execute("PRAGMA secure_delete = OFF"))?;
+                // Best effort: the rewrite itself is committed either way.
+                if matches!(updated, Ok(1)) {
+                    if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)") {
+                        tracing::warn!(error = %e, "WAL checkpoint after a signing key rewrite failed");
+                    }
+                }
+            }
+            updated.map(|n| n == 1)
         })
         .await
     }
@@ -806,6 +857,20 @@ impl Store {
         )
         .await
     }
+}
+
+fn find_signing_key(
+    conn: &mut Db,
+    tenant_id: &str,
+    alg: &str,
+) -> Result<Option<StoredKey>, StoreError> {
+    use schema::signing_keys::dsl as k;
+    q(k::signing_keys
+        .filter(k::tenant_id.eq(tenant_id))
+        .filter(k::alg.eq(alg))
+        .select(StoredKey::as_select())
+        .first(conn)
+        .optional())
 }
 
 /// What picks a session: the hash of its cookie, or its public id.

@@ -42,7 +42,8 @@ pub struct StoredKey {
     pub tenant_id: String,
     pub alg: String,
     pub kid: String,
-    /// PKCS#8 PEM of the private key.
+    /// PKCS#8 PEM of the private key, or — with a key-encryption key —
+    /// that PEM sealed for this row (`enc:v1:…`, see `jose::KeyEncryptionKey`).
     pub private_pem: String,
     pub created_at: i64,
 }
