@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config};
+use crate::config::{self, Config, LogFormat};
 use crate::http::App;
+use crate::http::Role;
 use crate::jose::Alg;
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -61,14 +62,38 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("SESAME_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,hyper=error"));
-    let _ = tracing_subscriber::fmt()
+/// Logs go to stderr: text (colours only on a terminal) or one JSON object
+/// per line. `SESAME_LOG` sets the filter (`info` by default); the HTTP
+/// libraries' own chatter stays at `warn` unless a directive names them
+/// (`SESAME_LOG=debug,hyper=debug`).
+fn init_logs(format: LogFormat) {
+    use std::io::IsTerminal;
+    let wanted = std::env::var("SESAME_LOG").unwrap_or_else(|_| "info".to_string());
+    let mut directives = wanted.clone();
+    for lib in ["hyper", "h2", "warp", "mio", "tokio_util"] {
+        if !wanted.contains(lib) {
+            directives.push_str(&format!(",{lib}=warn"));
+        }
+    }
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+        eprintln!("SESAME_LOG={wanted:?} is not a valid filter ({e}); using info");
+        tracing_subscriber::EnvFilter::new("info,hyper=warn,h2=warn,warp=warn")
+    });
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 fn load_or_report(path: &Path) -> Option<Config> {
@@ -125,10 +150,10 @@ fn connect(config: &Config) -> Result<Store, String> {
 }
 
 fn migrate(path: &Path) -> ExitCode {
-    init_logs();
     let Some(config) = load_or_report(path) else {
         return ExitCode::from(1);
     };
+    init_logs(config.server.log_format);
     let result = connect(&config).and_then(|store| store.migrate().map_err(|e| e.to_string()));
     match result {
         Ok(applied) if applied.is_empty() => {
@@ -190,10 +215,10 @@ fn hash() -> ExitCode {
 }
 
 fn serve(path: &Path) -> ExitCode {
-    init_logs();
     let Some(config) = load_or_report(path) else {
         return ExitCode::from(1);
     };
+    init_logs(config.server.log_format);
     // Blocking threads run database work on pooled connections: more of them
     // than connections would only wait for one (and wake each other).
     let blocking_threads = config.database.pool_size as usize + 2;
@@ -228,6 +253,7 @@ async fn serve_async(path: PathBuf, config: Config) -> Result<(), String> {
     for v in applied {
         tracing::info!(version = %v, "applied migration");
     }
+    let admin_listen = config.server.admin_listen;
     let listen = config.server.listen;
     let runtime = Runtime::build(config, &store, None)
         .await
@@ -236,13 +262,23 @@ async fn serve_async(path: PathBuf, config: Config) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    let admin = match admin_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .map_err(|e| format!("cannot listen on {at} (server.admin_listen): {e}"))?,
+        ),
+        None => None,
+    };
     // Every node keys its forms' CSRF tokens with the same secret.
     let csrf_secret = store
         .find_or_insert_server_secret("csrf", rand::random(), crate::now())
         .await
         .map_err(|e| format!("cannot read the server secret: {e}"))?;
-    let services = crate::oauth::Services::with_csrf_secret(&csrf_secret);
+    let metrics = crate::metrics::Metrics::new(store.wait_histogram());
+    let services = crate::oauth::Services::with(&csrf_secret, metrics);
     let app = App::new(runtime, store.clone(), services);
+    app.services.metrics.serving(&app.runtime.load().generation);
     // Listening for SIGHUP before the announcement: from then on it reloads.
     #[cfg(unix)]
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
@@ -255,7 +291,32 @@ async fn serve_async(path: PathBuf, config: Config) -> Result<(), String> {
     let _ = path;
     tokio::spawn(purge_periodically(store));
     announce(addr, &app.runtime.load());
-    crate::http::serve(app, listener, shutdown_signal()).await;
+    // One shutdown signal for every listener.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = move || {
+        let mut rx = stopped.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let admin = match admin {
+        Some(listener) => {
+            let served = crate::http::serve(app.clone(), Role::Admin, listener, until_stopped());
+            Some(tokio::spawn(served))
+        }
+        None => None,
+    };
+    let role = Role::Public {
+        metrics: admin.is_none(),
+    };
+    crate::http::serve(app, role, listener, until_stopped()).await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -316,11 +377,24 @@ async fn shutdown_signal() {
 async fn reload_on_sighup(app: Arc<App>, path: PathBuf, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
         tracing::info!(config = %path.display(), "SIGHUP: reloading configuration");
+        let serving = app.runtime.load().generation.clone();
         match reload(&app, &path).await {
-            Ok(()) => tracing::info!("configuration reloaded"),
+            Ok(summary) => {
+                let now = app.runtime.load();
+                app.services.metrics.reload(true);
+                app.services.metrics.serving(&now.generation);
+                tracing::info!(
+                    event = "config.reloaded",
+                    previous = %serving,
+                    generation = %now.generation,
+                    summary = %summary,
+                    "configuration reloaded"
+                );
+            }
             Err(problems) => {
+                app.services.metrics.reload(false);
                 for e in &problems {
-                    tracing::error!(error = %e, "reload rejected, still serving the previous configuration");
+                    tracing::error!(event = "config.rejected", generation = %serving, error = %e, "reload rejected, still serving the previous configuration");
                 }
             }
         }
@@ -329,7 +403,7 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf, mut hup: tokio::signal::
 
 /// Build a new generation from the file and swap it in whole, only if it is
 /// valid and changes nothing that only takes effect at start.
-async fn reload(app: &App, path: &Path) -> Result<(), Vec<String>> {
+async fn reload(app: &App, path: &Path) -> Result<String, Vec<String>> {
     let config = config::load(path)
         .map_err(|errors| errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let previous = app.runtime.load_full();
@@ -343,8 +417,54 @@ async fn reload(app: &App, path: &Path) -> Result<(), Vec<String>> {
     let runtime = Runtime::build(config, &app.store, Some(&previous))
         .await
         .map_err(|errors| errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
+    let summary = summarize(&previous, &runtime);
     app.runtime.store(Arc::new(runtime));
-    Ok(())
+    Ok(summary)
+}
+
+/// One line on what a reload changed: tenants and clients added, removed or
+/// changed (a finer plan belongs to the live-configuration work).
+fn summarize(old: &Runtime, new: &Runtime) -> String {
+    if old.generation == new.generation {
+        return "no change".to_string();
+    }
+    let mut parts = Vec::new();
+    for t in &new.config.tenants {
+        match old.config.tenants.iter().find(|o| o.id == t.id) {
+            None => parts.push(format!("+tenant {}", t.id)),
+            Some(o) => {
+                for c in &t.clients {
+                    match o.clients.iter().find(|oc| oc.id == c.id) {
+                        None => parts.push(format!("+client {}/{}", t.id, c.id)),
+                        Some(oc) if json(oc) != json(c) => {
+                            parts.push(format!("~client {}/{}", t.id, c.id))
+                        }
+                        Some(_) => {}
+                    }
+                }
+                for oc in &o.clients {
+                    if !t.clients.iter().any(|c| c.id == oc.id) {
+                        parts.push(format!("-client {}/{}", t.id, oc.id));
+                    }
+                }
+            }
+        }
+    }
+    for o in &old.config.tenants {
+        if !new.config.tenants.iter().any(|t| t.id == o.id) {
+            parts.push(format!("-tenant {}", o.id));
+        }
+    }
+    if parts.is_empty() {
+        "settings or scripts changed".to_string()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// A value as JSON, to compare configurations by value.
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
 }
 
 /// Delete expired rows now and then, in batches, off the request path.

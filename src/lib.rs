@@ -4,6 +4,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod jose;
+pub mod metrics;
 pub mod oauth;
 pub mod plugin;
 pub mod runtime;

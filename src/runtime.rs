@@ -21,6 +21,9 @@ use crate::tenant::Tenant;
 #[derive(Debug)]
 pub struct Runtime {
     pub config: Config,
+    /// This generation's id: a hash of the configuration and its scripts
+    /// (12 hex digits), shown in `/readyz`, metrics and the reload log.
+    pub generation: String,
     pub tenants: Vec<Arc<Tenant>>,
     /// host → tenants on that host, longest issuer path first.
     by_host: HashMap<String, Vec<usize>>,
@@ -68,7 +71,10 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        Ok(Runtime::from_tenants(config, tenants))
+        let generation = generation_id(&config);
+        let mut runtime = Runtime::from_tenants(config, tenants);
+        runtime.generation = generation;
+        Ok(runtime)
     }
 
     /// Index already resolved tenants.
@@ -80,6 +86,7 @@ impl Runtime {
             by_host.entry(tenants[i].host.clone()).or_default().push(i);
         }
         Runtime {
+            generation: String::new(),
             config,
             tenants,
             by_host,
@@ -124,6 +131,28 @@ impl Runtime {
 
 /// The tenant's configured keys (parsed when the config was validated), or
 /// its generated key from the store.
+/// A hash of `config` as parsed (secrets included, so a rotated secret is a
+/// new generation; only 48 bits of the digest are shown) and of the scripts
+/// it names, as they are on disk.
+fn generation_id(config: &Config) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(serde_json::to_vec(config).unwrap_or_default());
+    let scripts = config.tenants.iter().flat_map(|t| {
+        t.plugins
+            .iter()
+            .chain(t.clients.iter().flat_map(|c| c.plugins.iter()))
+    });
+    for p in scripts {
+        h.update(p.to_string_lossy().as_bytes());
+        h.update(std::fs::read(config.plugin_path(p)).unwrap_or_default());
+    }
+    h.finalize()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 async fn load_keys(
     t: &TenantConfig,
     kek: Option<&KeyEncryptionKey>,

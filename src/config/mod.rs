@@ -143,6 +143,22 @@ pub struct ServerConfig {
     /// order; filled by validation, which refuses an entry that does not parse.
     #[serde(skip)]
     pub trusted_networks: Vec<ipnet::IpNet>,
+    /// A second address for `/metrics` (and the health endpoints), so they
+    /// need not face the internet; then the public listener has no `/metrics`.
+    #[serde(default)]
+    pub admin_listen: Option<SocketAddr>,
+    /// `text` (default) or `json` (one object per line).
+    #[serde(default)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 impl Default for ServerConfig {
@@ -151,6 +167,8 @@ impl Default for ServerConfig {
             listen: default_listen(),
             trusted_proxies: Vec::new(),
             trusted_networks: Vec::new(),
+            admin_listen: None,
+            log_format: LogFormat::default(),
         }
     }
 }

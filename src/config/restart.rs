@@ -6,7 +6,8 @@ use super::Config;
 /// only take effect at start, in document order; empty when `new` can be
 /// reloaded in place.
 ///
-/// - `server.listen`: the socket is bound once.
+/// - `server.listen`, `server.admin_listen`: the sockets are bound once.
+/// - `server.log_format`: the log writer is set up once.
 /// - `database.url`, `database.pool_size`, `database.connect_timeout`: the
 ///   connection pool is built once (and `pool_size` also sizes the blocking
 ///   thread pool). A URL is compared as written.
@@ -20,6 +21,8 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     let (od, nd) = (&old.database, &new.database);
     [
         ("server.listen", os.listen != ns.listen),
+        ("server.admin_listen", os.admin_listen != ns.admin_listen),
+        ("server.log_format", os.log_format != ns.log_format),
         ("database.url", od.url != nd.url),
         ("database.pool_size", od.pool_size != nd.pool_size),
         (

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use super::metrics::Metrics;
 use crate::oauth::Services;
 use crate::runtime::Runtime;
 use crate::store::Store;
@@ -16,8 +15,7 @@ pub struct App {
     /// The generation being served: everything derived from one config.
     pub runtime: ArcSwap<Runtime>,
     pub store: Store,
-    pub metrics: Metrics,
-    /// Thread pools and caches of the core, kept across reloads.
+    /// Thread pools, caches and metrics of the core, kept across reloads.
     pub services: Services,
 }
 
@@ -26,7 +24,6 @@ impl App {
         Arc::new(App {
             runtime: ArcSwap::from_pointee(runtime),
             store,
-            metrics: Metrics::default(),
             services,
         })
     }

@@ -7,6 +7,7 @@ use warp::http::{header, HeaderValue, Method, Response, StatusCode};
 use warp::hyper::Body;
 
 use super::reply::{self, Reply};
+use super::server::{endpoint_name, Access};
 use super::{cookies, pages, App, Request};
 use crate::oauth::access_token::Bearer;
 use crate::oauth::outcome::{Notice, Page};
@@ -33,16 +34,46 @@ fn ctx<'a>(app: &'a App, tenant: &'a Tenant, req: &'a Request, url: &'a str) -> 
     }
 }
 
-/// Dispatch a tenant request on its path below the issuer.
+/// Dispatch a tenant request on its path below the issuer; the reply carries
+/// what the access line says of it ([`Access`]).
 pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Reply {
+    let mut r = endpoint(app, tenant, &req).await;
+    let mut access = r.extensions_mut().remove::<Access>().unwrap_or_default();
+    access.tenant = tenant.id.clone();
+    access.endpoint = endpoint_name(&req.rest);
+    access.ip = req.ip;
+    access.client_id = claimed_client(&req);
+    if access.reason.is_none() && r.status().is_client_error() {
+        access.reason = Some(r.status().to_string());
+    }
+    r.extensions_mut().insert(access);
+    r
+}
+
+/// The client id a request names: its Basic credentials' or its parameters'.
+fn claimed_client(req: &Request) -> Option<String> {
+    if let Ok(Some((id, _))) = req.basic_auth() {
+        return Some(id);
+    }
+    let params = if req.method == Method::POST {
+        Params::parse(&req.body).ok()?
+    } else {
+        Params::parse(req.query.as_bytes()).ok()?
+    };
+    params
+        .get("client_id")
+        .map(|id| id.chars().take(128).collect())
+}
+
+async fn endpoint(app: &Arc<App>, tenant: &Arc<Tenant>, req: &Request) -> Reply {
     let get = req.method == Method::GET || req.method == Method::HEAD;
     let post = req.method == Method::POST;
     if req.method == Method::OPTIONS && cors_endpoint(&req.rest) {
         return preflight();
     }
     let url = tenant.endpoint(&req.rest);
-    let c = ctx(app, tenant, &req, &url);
-    let browser = || cookies::read(tenant, &req);
+    let c = ctx(app, tenant, req, &url);
+    let browser = || cookies::read(tenant, req);
     match req.rest.as_str() {
         "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" if get => {
             public_document(tenant.discovery.clone(), "application/json")
@@ -84,22 +115,17 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
         "/consent" => reply::method_not_allowed("POST"),
         "/token" if post => {
             let result = async {
-                let (params, credentials) = client_request(&req)?;
+                let (params, credentials) = client_request(req)?;
                 token::token(&c, &params, credentials).await
             }
             .await;
-            if result.is_ok() {
-                app.metrics
-                    .tokens_issued
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
             let value = result.map(|t| serde_json::to_value(&t).unwrap_or_default());
             with_cors(respond(tenant, value.into()))
         }
         "/token" => reply::method_not_allowed("POST"),
         "/userinfo" if get || post => {
             let result = async {
-                let presented = bearer(&req)?;
+                let presented = bearer(req)?;
                 userinfo::userinfo(&c, presented).await
             }
             .await;
@@ -108,7 +134,7 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
         "/userinfo" => reply::method_not_allowed("GET, POST"),
         "/introspect" if post => {
             let result = async {
-                let (params, credentials) = client_request(&req)?;
+                let (params, credentials) = client_request(req)?;
                 introspect::introspect(&c, &params, credentials).await
             }
             .await;
@@ -117,7 +143,7 @@ pub async fn dispatch(app: &Arc<App>, tenant: &Arc<Tenant>, req: Request) -> Rep
         "/introspect" => reply::method_not_allowed("POST"),
         "/revoke" if post => {
             let result = async {
-                let (params, credentials) = client_request(&req)?;
+                let (params, credentials) = client_request(req)?;
                 revoke::revoke(&c, &params, credentials).await?;
                 Ok(serde_json::json!({}))
             }
@@ -219,6 +245,11 @@ fn preflight() -> Reply {
 /// words are chosen here.
 fn respond(tenant: &Tenant, out: Outcome) -> Reply {
     let browser = matches!(out.answer, Answer::Redirect(_) | Answer::Page(_));
+    let reason = match &out.answer {
+        Answer::Error(e) | Answer::Page(Page::Error(e)) => Some(e.to_string()),
+        Answer::Page(Page::Login(v)) => v.notice.map(|n| format!("{n:?}")),
+        _ => None,
+    };
     let mut r = match out.answer {
         Answer::Json(v) => reply::json_no_store(200, &v),
         Answer::Error(e) => reply::error(&e),
@@ -233,6 +264,10 @@ fn respond(tenant: &Tenant, out: Outcome) -> Reply {
         );
     }
     cookies::apply(&mut r, tenant, &out.cookies);
+    r.extensions_mut().insert(Access {
+        reason,
+        ..Access::default()
+    });
     r
 }
 

@@ -8,7 +8,6 @@ mod app;
 mod cookies;
 mod forwarded;
 mod handlers;
-mod metrics;
 pub mod pages;
 pub mod reply;
 pub mod request;
@@ -16,10 +15,9 @@ mod server;
 
 pub use crate::oauth::Params;
 pub use app::App;
-pub use metrics::Metrics;
 pub use reply::Reply;
 pub use request::Request;
 pub use server::{
-    routes, serve, BODY_TIMEOUT, HEADER_TIMEOUT, MAX_BODY, MAX_HEADER_BYTES, MAX_READ_BUFFER,
-    MAX_TARGET_BYTES,
+    endpoint_name, routes, serve, Access, Role, BODY_TIMEOUT, HEADER_TIMEOUT, MAX_BODY,
+    MAX_HEADER_BYTES, MAX_READ_BUFFER, MAX_TARGET_BYTES,
 };

@@ -3,7 +3,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -47,6 +47,7 @@ struct Peer(SocketAddr);
 /// [`HEADER_TIMEOUT`] and fit in [`MAX_READ_BUFFER`].
 pub async fn serve(
     app: Arc<App>,
+    role: Role,
     listener: tokio::net::TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) {
@@ -57,7 +58,7 @@ pub async fn serve(
         }
         conn
     });
-    let filter = routes(app);
+    let filter = routes(app, role);
     let make = make_service_fn(move |conn: &tokio::net::TcpStream| {
         let peer = conn.peer_addr().ok();
         let svc = warp::service(filter.clone());
@@ -87,6 +88,7 @@ pub async fn serve(
 /// The whole HTTP surface as one filter.
 pub fn routes(
     app: Arc<App>,
+    role: Role,
 ) -> impl Filter<Extract = (Reply,), Error = Infallible> + Clone + Send + Sync + 'static {
     let query = warp::query::raw().or(warp::any().map(String::new)).unify();
     warp::any()
@@ -104,24 +106,51 @@ pub fn routes(
                   peer: Option<SocketAddr>,
                   body| {
                 let app = app.clone();
-                let id = request_id();
-                let span = tracing::info_span!("request", id = %id);
+                let id = request_id(&headers);
+                let span = tracing::info_span!("request", request_id = %id);
                 async move {
                     let started = Instant::now();
                     let path = path.as_str().to_string();
-                    let mut reply =
-                        handle(&app, method.clone(), &path, query, headers, peer, body).await;
+                    let user_agent = headers
+                        .get(header::USER_AGENT)
+                        .and_then(|v| v.to_str().ok())
+                        .map(|ua| ua.chars().take(256).collect::<String>());
+                    let mut reply = handle(
+                        &app,
+                        role,
+                        method.clone(),
+                        &path,
+                        query,
+                        headers,
+                        peer,
+                        body,
+                    )
+                    .await;
                     let status = reply.status().as_u16();
-                    app.metrics.record(status);
+                    let took = started.elapsed();
+                    let access = reply
+                        .extensions_mut()
+                        .remove::<Access>()
+                        .unwrap_or_default();
+                    app.services
+                        .metrics
+                        .request(&access.tenant, access.endpoint, status, took);
                     if let Ok(v) = HeaderValue::from_str(&id) {
                         reply.headers_mut().insert("x-request-id", v);
                     }
+                    // One access line per request; a 4xx says why (never a secret:
+                    // error descriptions are fixed texts).
                     tracing::info!(
+                        tenant = %access.tenant,
+                        client_id = access.client_id.as_deref(),
                         %method,
-                        path = %path,
+                        endpoint = access.endpoint,
                         status,
-                        latency_us = started.elapsed().as_micros() as u64,
-                        "served"
+                        latency_us = took.as_micros() as u64,
+                        peer = access.ip.or(peer.map(|p| p.ip())).map(|ip| ip.to_string()),
+                        user_agent = user_agent.as_deref(),
+                        reason = access.reason.as_deref(),
+                        "request"
                     );
                     reply
                 }
@@ -132,12 +161,85 @@ pub fn routes(
         .unify()
 }
 
-fn request_id() -> String {
-    format!("{:016x}", rand::random::<u64>())
+/// The request's id: the caller's `X-Request-Id` when it is a sane token
+/// (at most 64 of `A-Za-z0-9._-`), else a fresh random one.
+fn request_id(headers: &HeaderMap) -> String {
+    let given = headers
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+        });
+    match given {
+        Some(id) => id.to_string(),
+        None => format!("{:016x}", rand::random::<u64>()),
+    }
 }
 
+/// Which listener a request came in on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The public listener (`server.listen`): every endpoint, and `/metrics`
+    /// unless an admin listener serves it.
+    Public { metrics: bool },
+    /// `server.admin_listen`: `/metrics` and the health endpoints only.
+    Admin,
+}
+
+/// What the access line says of a request beyond its method and status,
+/// filled in on the way (a response extension, removed before it is sent).
+#[derive(Debug, Clone, Default)]
+pub struct Access {
+    /// Empty for server-wide endpoints.
+    pub tenant: String,
+    /// The endpoint below the issuer (`/token`), a server-wide path, or `other`.
+    pub endpoint: &'static str,
+    /// The client's address (after `trusted_proxies`).
+    pub ip: Option<IpAddr>,
+    /// The client id the request named, when it named one.
+    pub client_id: Option<String>,
+    /// Why a request was refused (`invalid_client: client authentication failed`).
+    pub reason: Option<String>,
+}
+
+/// The endpoint names metrics and logs use: known paths, else `other` (a
+/// path of the client's choosing must not become a label).
+pub fn endpoint_name(rest: &str) -> &'static str {
+    const KNOWN: &[&str] = &[
+        "/.well-known/openid-configuration",
+        "/.well-known/oauth-authorization-server",
+        "/jwks",
+        "/authorize",
+        "/login",
+        "/consent",
+        "/token",
+        "/userinfo",
+        "/introspect",
+        "/revoke",
+        "/logout",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    ];
+    KNOWN
+        .iter()
+        .copied()
+        .find(|k| *k == rest)
+        .unwrap_or("other")
+}
+
+fn with_access(mut r: Reply, access: Access) -> Reply {
+    r.extensions_mut().insert(access);
+    r
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn handle<S, B>(
     app: &Arc<App>,
+    role: Role,
     method: Method,
     path: &str,
     query: String,
@@ -149,27 +251,46 @@ where
     S: Stream<Item = Result<B, warp::Error>> + Send,
     B: Buf,
 {
+    let server_wide = |reason: Option<String>| Access {
+        endpoint: endpoint_name(path),
+        reason,
+        ..Access::default()
+    };
     if let Err(e) = check_sizes(&headers, path, &query) {
-        return e.reply();
+        return with_access(e.reply(), server_wide(Some(format!("{e:?}"))));
     }
+    let metrics_here = matches!(role, Role::Admin | Role::Public { metrics: true });
     match path {
-        "/healthz" => return json_status(200, "ok"),
+        "/healthz" => return with_access(json_status(200, "ok"), server_wide(None)),
         "/readyz" => {
-            return match app.store.ping().await {
-                Ok(()) => json_status(200, "ready"),
+            let generation = app.runtime.load().generation.clone();
+            let r = match app.store.ping().await {
+                Ok(()) => {
+                    let mut r = reply::json(
+                        200,
+                        &serde_json::json!({ "status": "ready", "generation": generation }),
+                    );
+                    reply::no_store(&mut r);
+                    r
+                }
                 Err(e) => {
                     tracing::warn!(error = %e, "readiness check failed");
                     json_status(503, "unavailable")
                 }
-            }
+            };
+            return with_access(r, server_wide(None));
         }
-        "/metrics" => {
-            let mut r = warp::http::Response::new(app.metrics.render().into());
+        "/metrics" if metrics_here => {
+            let text = app.services.metrics.render(app.services.sample(&app.store));
+            let mut r = warp::http::Response::new(text.into());
             r.headers_mut().insert(
                 header::CONTENT_TYPE,
-                HeaderValue::from_static("text/plain; version=0.0.4"),
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
             );
-            return r;
+            return with_access(r, server_wide(None));
+        }
+        _ if role == Role::Admin => {
+            return with_access(reply::not_found(), server_wide(Some("not_found".into())))
         }
         _ => {}
     }
@@ -179,21 +300,35 @@ where
     let trusted = peer_ip.is_some_and(|ip| runtime.trusts_proxy(ip));
     let host = request_host(&headers, trusted);
     let Some(route) = runtime.route(host.as_deref(), path) else {
-        return reply::not_found();
+        return with_access(
+            reply::not_found(),
+            server_wide(Some("not_found: no tenant".into())),
+        );
     };
     let tenant = route.tenant.clone();
     let rest = route.rest.to_string();
 
+    let ip = client_ip(&headers, peer_ip, trusted, &runtime);
+    let access = |reason: String| Access {
+        tenant: tenant.id.clone(),
+        endpoint: endpoint_name(&rest),
+        ip,
+        client_id: None,
+        reason: Some(reason),
+    };
     let body = match tokio::time::timeout(BODY_TIMEOUT, read_body(&headers, body)).await {
         Ok(Ok(b)) => b,
-        Ok(Err(e)) => return e.reply(),
-        Err(_) => return Transport::RequestTimeout.reply(),
+        Ok(Err(e)) => return with_access(e.reply(), access(format!("{e:?}"))),
+        Err(_) => {
+            let e = Transport::RequestTimeout;
+            return with_access(e.reply(), access(format!("{e:?}")));
+        }
     };
     let req = Request {
         method,
         rest,
         query,
-        ip: client_ip(&headers, peer_ip, trusted, &runtime),
+        ip,
         headers,
         body,
     };

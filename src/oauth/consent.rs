@@ -32,6 +32,7 @@ pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCooki
         Some("allow") => {}
         Some("deny") => {
             pending::finish(ctx, &rid).await;
+            tracing::info!(event = "consent.denied", tenant = %ctx.tenant.id, client_id = %client.id, sub = %session.user_sub, "consent denied");
             return deny(OAuthError::new(
                 ErrorCode::AccessDenied,
                 "the user denied the request",
@@ -73,6 +74,7 @@ pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCooki
     {
         return deny(e.into());
     }
+    tracing::info!(event = "consent.granted", tenant = %ctx.tenant.id, client_id = %client.id, sub = %session.user_sub, scope = %decision.granted, "consent granted");
     let step = Interaction {
         client: &client,
         pending,

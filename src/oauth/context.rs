@@ -10,6 +10,7 @@ use super::scope::Scopes;
 use super::throttle::ClearCache;
 use super::{OAuthError, Params};
 use crate::config::GrantType;
+use crate::metrics::{Metrics, Sampled};
 use crate::plugin::HookContext;
 use crate::store::Store;
 use crate::tenant::{Client, Tenant, User};
@@ -151,6 +152,8 @@ pub struct Services {
     pub hooks: Pool,
     /// Throttle keys recently seen unlocked (see `throttle`).
     pub throttle: ClearCache,
+    /// Every series served at `/metrics`.
+    pub metrics: Metrics,
     /// Keys the forms' CSRF tokens: the same on every node of a deployment
     /// (generated once and kept in the database, see `cli`).
     pub csrf_key: CsrfKey,
@@ -187,17 +190,32 @@ impl Services {
     /// The services with a fresh random CSRF key (one node, or tests); their
     /// threads start on first use.
     pub fn new() -> Services {
-        Services::with_csrf_secret(&rand::random())
+        Services::with(&rand::random(), Metrics::default())
     }
 
     /// The services, keying CSRF tokens with the deployment's `secret`.
-    pub fn with_csrf_secret(secret: &[u8; 32]) -> Services {
+    pub fn with(secret: &[u8; 32], metrics: Metrics) -> Services {
         Services {
+            metrics,
             csrf_key: CsrfKey::new(secret),
             signer: Pool::new("sesame-sign", || {}),
             kdf: Pool::new("sesame-kdf", super::password::release_blocks),
             hooks: Pool::with_stack("sesame-hook", super::hook::STACK_SIZE),
             throttle: ClearCache::default(),
+        }
+    }
+}
+
+impl Services {
+    /// The pools' queue depths and `store`'s connections, for `/metrics`.
+    pub fn sample(&self, store: &Store) -> Sampled {
+        let (db_connections, db_idle) = store.pool_state();
+        Sampled {
+            db_connections,
+            db_idle,
+            queue_sign: self.signer.depth(),
+            queue_kdf: self.kdf.depth(),
+            queue_hook: self.hooks.depth(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! signing cannot delay discovery or introspection).
 
 use std::collections::VecDeque;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 
 type Job = Box<dyn FnOnce() + Send>;
@@ -25,6 +26,8 @@ struct Shared {
     on_idle: fn(),
     /// Stack of each thread (`None`: the platform's default).
     stack_size: Option<usize>,
+    /// Jobs queued or running.
+    depth: std::sync::atomic::AtomicUsize,
 }
 
 /// A pool of one thread per core, started on first use. Owned by
@@ -58,6 +61,7 @@ impl Pool {
                 ready: Condvar::new(),
                 on_idle,
                 stack_size,
+                depth: std::sync::atomic::AtomicUsize::new(0),
             }),
             started: OnceLock::new(),
         }
@@ -70,6 +74,7 @@ impl Pool {
         F: FnOnce() -> T + Send + 'static,
     {
         self.started.get_or_init(|| self.start());
+        self.shared.depth.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = tx.send(f());
@@ -79,12 +84,20 @@ impl Pool {
                 queue.jobs.push_back(job);
                 queue.waiting > 0
             }
-            Err(_) => return None,
+            Err(_) => {
+                self.shared.depth.fetch_sub(1, Ordering::Relaxed);
+                return None;
+            }
         };
         if wake {
             self.shared.ready.notify_one();
         }
         rx.await.ok()
+    }
+
+    /// Jobs queued or running now.
+    pub fn depth(&self) -> usize {
+        self.shared.depth.load(Ordering::Relaxed)
     }
 
     fn start(&self) {
@@ -100,6 +113,7 @@ impl Pool {
             let spawned = builder.spawn(move || {
                 while let Some(job) = next(&shared) {
                     job();
+                    shared.depth.fetch_sub(1, Ordering::Relaxed);
                 }
             });
             if let Err(e) = spawned {

@@ -26,6 +26,9 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
+    /// Whom the tokens are about (for the audit log; not sent).
+    #[serde(skip)]
+    pub sub: String,
 }
 
 /// What one grant issues.
@@ -199,6 +202,7 @@ pub async fn issue(
             scope: scopes.to_string(),
             id_token,
             refresh_token,
+            sub,
         },
         Issued {
             access_token: access_row,

@@ -36,6 +36,16 @@ pub use params::Params;
 
 use base64::Engine;
 
+/// How a code, token or session id appears in the log: the first 64 bits of
+/// its SHA-256, in hex — enough to correlate lines, useless to an attacker.
+pub fn log_id(secret: &str) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(secret.as_bytes())[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// A fresh 256-bit random value, base64url: codes, tokens, session and request ids.
 pub fn random_token() -> String {
     let bytes: [u8; 32] = rand::random();

@@ -27,7 +27,7 @@ pub async fn revoke(
             ctx.store
                 .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
                 .await?;
-            tracing::info!(tenant = %ctx.tenant.id, client = %client.id, "refresh token family revoked");
+            tracing::info!(event = "token.revoked", tenant = %ctx.tenant.id, client_id = %client.id, token = %super::log_id(token), kind = "refresh_token", "refresh token family revoked");
         }
         return Ok(());
     }
@@ -54,6 +54,6 @@ pub async fn revoke(
             _ => return Ok(()),
         },
     }
-    tracing::info!(tenant = %ctx.tenant.id, client = %client.id, "access token revoked");
+    tracing::info!(event = "token.revoked", tenant = %ctx.tenant.id, client_id = %client.id, token = %super::log_id(token), kind = "access_token", "access token revoked");
     Ok(())
 }

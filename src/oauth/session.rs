@@ -84,7 +84,7 @@ pub async fn start(
         revoked_at: None,
     };
     ctx.store.insert_session(row.clone()).await?;
-    tracing::info!(tenant = %ctx.tenant.id, sub = %user.sub, "signed in");
+    tracing::info!(event = "session.started", tenant = %ctx.tenant.id, sub = %user.sub, sid = %row.sid, "session started");
     let cookie = Cookie::SetSession {
         value,
         max_age: lifetime,
@@ -96,10 +96,16 @@ pub async fn start(
 /// whether or not a session was live.
 pub async fn end(ctx: &Ctx<'_>, cookies: &BrowserCookies) -> Result<Cookie, OAuthError> {
     if let Some(hash) = cookies.session_hash() {
+        let live = ctx
+            .store
+            .find_session(&ctx.tenant.id, hash, ctx.now)
+            .await?;
         ctx.store
             .revoke_session(&ctx.tenant.id, hash, ctx.now)
             .await?;
-        tracing::info!(tenant = %ctx.tenant.id, "signed out");
+        if let Some(s) = live {
+            tracing::info!(event = "logout", tenant = %ctx.tenant.id, sub = %s.user_sub, sid = %s.sid, "signed out");
+        }
     }
     Ok(Cookie::ClearSession)
 }

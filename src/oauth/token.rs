@@ -5,7 +5,7 @@ use super::client_auth;
 use super::grant;
 pub use super::issue::TokenResponse;
 use super::{Credentials, Ctx, ErrorCode, OAuthError, Params};
-use crate::config::GrantType;
+use crate::config::{AccessTokenFormat, GrantType};
 
 /// Longest code, token or verifier accepted.
 const MAX_TOKEN_LEN: usize = 4096;
@@ -46,7 +46,7 @@ pub async fn token(
             return Err(OAuthError::invalid_request(format!("{name} is too long")));
         }
     }
-    match grant {
+    let issued = match grant {
         GrantType::AuthorizationCode => {
             grant::authorization_code::exchange(ctx, &client, params).await
         }
@@ -54,5 +54,22 @@ pub async fn token(
         GrantType::ClientCredentials => {
             grant::client_credentials::exchange(ctx, &client, params).await
         }
-    }
+    }?;
+    let jwt = ctx.tenant.access_token_format == AccessTokenFormat::Jwt;
+    tracing::info!(
+        event = "token.issued",
+        tenant = %ctx.tenant.id,
+        grant = grant.as_str(),
+        client_id = %client.id,
+        sub = %issued.sub,
+        scope = %issued.scope,
+        access_token = %super::log_id(&issued.access_token),
+        refresh_token = issued.refresh_token.as_deref().map(super::log_id),
+        id_token = issued.id_token.is_some(),
+        "token issued"
+    );
+    ctx.services
+        .metrics
+        .token_issued(&ctx.tenant.id, grant.as_str(), jwt);
+    Ok(issued)
 }

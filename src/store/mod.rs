@@ -7,6 +7,7 @@
 //! by the affected-row count of a conditional `UPDATE`, so under any race
 //! exactly one caller wins, on one node or many.
 
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,6 +71,8 @@ pub struct Store {
     /// taken sleeps in its busy handler (1 ms and up). This node's writers
     /// queue here instead, and are woken the moment the lock is free.
     writer: Option<Arc<Mutex<()>>>,
+    /// Time units of work wait for a connection (seconds), for `/metrics`.
+    wait: Histogram,
 }
 
 impl std::fmt::Debug for Store {
@@ -113,7 +116,19 @@ impl Store {
             deadline: connect_timeout + WORK_TIMEOUT,
             ping_deadline: connect_timeout + Duration::from_secs(1),
             writer: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
+            wait: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
         })
+    }
+
+    /// How long units of work waited for a connection (a histogram to export).
+    pub fn wait_histogram(&self) -> Histogram {
+        self.wait.clone()
+    }
+
+    /// `(connections, idle)` of this node's pool now.
+    pub fn pool_state(&self) -> (u32, u32) {
+        let s = self.pool.state();
+        (s.connections, s.idle_connections)
     }
 
     pub fn backend(&self) -> Backend {
@@ -159,14 +174,16 @@ impl Store {
         F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
     {
         let pool = self.pool.clone();
+        let wait = self.wait.clone();
         let work = tokio::task::spawn_blocking(move || {
+            let asked = std::time::Instant::now();
             // The gate guards no data: a panicked writer leaves nothing to heal.
             let _turn = writer
                 .as_ref()
                 .map(|w| w.lock().unwrap_or_else(|e| e.into_inner()));
-            let mut conn = pool
-                .get()
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+            let conn = pool.get();
+            wait.observe(asked.elapsed().as_secs_f64());
+            let mut conn = conn.map_err(|e| StoreError::Unavailable(e.to_string()))?;
             f(&mut conn)
         });
         // On timeout the blocking task runs on until the driver gives up; its

@@ -119,7 +119,7 @@ pub async fn exchange(
 
 /// RFC 6749 §4.1.2: a code presented again revokes what it produced.
 async fn code_replayed(ctx: &Ctx<'_>, row: &CodeRow) -> OAuthError {
-    tracing::warn!(tenant = %ctx.tenant.id, client = %row.client_id, "authorization code replayed; revoking its grant");
+    tracing::warn!(event = "code.replay_detected", tenant = %ctx.tenant.id, client_id = %row.client_id, sub = %row.user_sub, "authorization code replayed; revoking its grant");
     match ctx
         .store
         .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)

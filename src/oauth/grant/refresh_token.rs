@@ -29,7 +29,7 @@ pub async fn exchange(
     }
     if row.used_at.is_some() && row.revoked_at.is_none() {
         // A rotated token came back: it was stolen or replayed. Revoke the family.
-        tracing::warn!(tenant = %ctx.tenant.id, client = %client.id, "refresh token replayed; revoking its family");
+        tracing::warn!(event = "refresh.reuse_detected", tenant = %ctx.tenant.id, client_id = %client.id, sub = %row.user_sub, "refresh token replayed; revoking its family");
         ctx.store
             .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
             .await?;
@@ -103,9 +103,20 @@ pub async fn exchange(
         .rotate_refresh_token(&ctx.tenant.id, hash, issued, ctx.now)
         .await?
     {
-        Rotation::Rotated => Ok(response),
+        Rotation::Rotated => {
+            tracing::info!(
+                event = "refresh.rotated",
+                tenant = %ctx.tenant.id,
+                client_id = %client.id,
+                sub = %row.user_sub,
+                spent = %crate::oauth::log_id(presented),
+                successor = response.refresh_token.as_deref().map(crate::oauth::log_id),
+                "refresh token rotated"
+            );
+            Ok(response)
+        }
         Rotation::AlreadyUsed => {
-            tracing::warn!(tenant = %ctx.tenant.id, client = %client.id, "refresh token used twice; revoking its family");
+            tracing::warn!(event = "refresh.reuse_detected", tenant = %ctx.tenant.id, client_id = %client.id, sub = %row.user_sub, "refresh token used twice; revoking its family");
             ctx.store
                 .revoke_grant(&ctx.tenant.id, &row.grant_id, ctx.now)
                 .await?;
