@@ -22,7 +22,7 @@ fn config() -> String {
         r#"
 server: {{ listen: "127.0.0.1:{{port}}" }}
 database: {{ url: "{{db}}" }}
-plugin_time_limit: 200ms
+plugin_time_limit: 500ms
 tenants:
   - id: demo
     issuer: http://127.0.0.1:{{port}}/demo
@@ -69,15 +69,20 @@ tenants:
     )
 }
 
-/// Stays well under the operation limit, but each operation scans 32 KiB:
-/// it runs for seconds unless the wall-clock limit stops it.
+/// Stays well under the operation limit, but each operation of its loop
+/// sorts a copy of 4,000 strings: it runs for many seconds unless the
+/// wall-clock limit stops it.
 const SLOW: &str = r#"
 fn access_token_claims(ctx) {
     print("slow script started");
-    let s = "x";
-    for i in 0..15 { s += s; }
+    let a = [];
+    for i in 0..4000 { a.push(`${i * 7919 % 4001}`); }
     let n = 0;
-    for i in 0..90000 { if s.contains("y") { n += 1; } }
+    loop {
+        let b = a;
+        b.sort();
+        n += 1;
+    }
     #{ n: n }
 }
 "#;
