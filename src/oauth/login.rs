@@ -1,13 +1,14 @@
 //! Password sign-in for a pending authorization request (`GET|POST /login`).
-//! Failures are throttled (see [`super::throttle`]): while the username or
-//! the client's address is locked, the form comes back locked, without a
-//! look at the password.
+//! Failures are throttled (see [`super::throttle`]): every password check is
+//! reserved first, and while the username or the client's address is locked
+//! (or all its places are taken by checks under way) the form comes back
+//! locked, without a look at the password.
 
 use super::authorize::{proceed, Interaction, Stage, MAX_PARAM_LEN};
 use super::outcome::{LoginView, Notice, Outcome, Page};
 use super::pending::{self, Pending};
 use super::session::{self, BrowserCookies};
-use super::throttle::Throttle;
+use super::throttle::{Attempt, Throttle};
 use super::{password, Ctx, Params};
 use crate::tenant::Client;
 
@@ -58,11 +59,11 @@ pub async fn login_submit(
     };
     let locked = |retry_after: u64| again(Notice::Locked { retry_after });
     let throttle = Throttle::login(ctx, username);
-    match throttle.check().await {
-        Ok(None) => {}
-        Ok(Some(seconds)) => return locked(seconds),
+    let reservation = match throttle.reserve().await {
+        Ok(Attempt::Reserved(r)) => r,
+        Ok(Attempt::Locked(seconds)) => return locked(seconds),
         Err(e) => return Outcome::error_page(e),
-    }
+    };
     let user = ctx.tenant.user(username).cloned();
     // Unknown users cost the same as wrong passwords.
     let phc = user
@@ -75,13 +76,18 @@ pub async fn login_submit(
         Some(u) if verified && username.len() <= MAX_PARAM_LEN => u,
         _ => {
             tracing::info!(tenant = %ctx.tenant.id, "failed login");
-            if let Some(seconds) = throttle.failed().await {
+            if let Some(seconds) = reservation.failed().await {
                 return locked(seconds);
             }
             return again(Notice::BadCredentials);
         }
     };
-    throttle.succeeded().await;
+    // A lockout that landed while the password was checked wins.
+    match reservation.succeeded().await {
+        Ok(None) => {}
+        Ok(Some(seconds)) => return locked(seconds),
+        Err(e) => return Outcome::error_page(e),
+    }
 
     let (session, cookie) = match session::start(ctx, &user, cookies).await {
         Ok(s) => s,

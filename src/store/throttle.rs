@@ -223,28 +223,6 @@ impl Store {
         .await
     }
 
-    /// Forget the failures of `key` (after a success), unless it is locked.
-    pub async fn clear_failures(
-        &self,
-        tenant_id: &str,
-        key: TokenHash,
-        now: i64,
-    ) -> Result<(), StoreError> {
-        use schema::throttles::dsl as t;
-        let tenant = tenant_id.to_string();
-        self.write(move |conn| {
-            q(diesel::delete(
-                t::throttles
-                    .filter(t::tenant_id.eq(&tenant))
-                    .filter(t::key_hash.eq(key))
-                    .filter(t::locked_until.le(now)),
-            )
-            .execute(conn))
-            .map(|_| ())
-        })
-        .await
-    }
-
     /// One write transaction over the rows of `keys` (created where
     /// missing): each is locked and read, `f` decides on them (in the order
     /// of `keys`) and the rows it changed are written back. Runs again when
