@@ -1,14 +1,15 @@
 //! Client authentication at the token, introspection and revocation endpoints.
 //!
 //! Failures look alike: unknown client, wrong secret and wrong method all
-//! answer `invalid_client`. A hashed secret costs one argon2 run the first
-//! time a (client, secret) pair is seen; after that the pair is remembered
-//! as a SHA-256 digest in the client's [`SecretCache`], so the hot path is a
-//! hash lookup, not a KDF. Clear secrets are compared in constant time. A
-//! success without an argon2 run (a cached or a clear secret, a public
-//! client) reads the lockouts and writes nothing; every argon2 run is
-//! reserved with the throttle first (see [`super::throttle`]), and so is
-//! every failure.
+//! answer `invalid_client`, and every failure costs one argon2 verification —
+//! of the client's own hash, or of a dummy one when the failure is already
+//! certain — so they take alike time too. A hashed secret costs one argon2
+//! run the first time a (client, secret) pair is seen; after that the pair
+//! is remembered as a SHA-256 digest in the client's [`SecretCache`], so the
+//! hot path is a hash lookup, not a KDF. Clear secrets are compared in
+//! constant time. A success without an argon2 run (a cached or a clear
+//! secret, a public client) reads the lockouts and writes nothing; every
+//! argon2 run is reserved with the throttle first (see [`super::throttle`]).
 
 use std::sync::Arc;
 
@@ -32,17 +33,13 @@ pub async fn authenticate(
     if let Some(seconds) = throttle.check().await? {
         return Err(throttle.locked(seconds));
     }
-    let examined = examine(ctx, credentials);
-    if let Examined::Accepted(client) = examined {
-        return Ok(client);
-    }
+    let check = match examine(ctx, credentials) {
+        Examined::Accepted(client) => return Ok(client),
+        Examined::Kdf(check) => check,
+    };
     let reservation = match throttle.reserve().await? {
         Attempt::Reserved(r) => r,
         Attempt::Locked(seconds) => return Err(throttle.locked(seconds)),
-    };
-    let Examined::Kdf(check) = examined else {
-        reservation.failed().await;
-        return Err(OAuthError::invalid_client());
     };
     let matched = password::verify_bounded(&ctx.services.kdf, check.secret, check.phc).await;
     match check.client.filter(|_| matched) {
@@ -67,11 +64,9 @@ enum Examined {
     /// Right, and known so without a KDF: a cached or clear secret, or a
     /// public client.
     Accepted(Arc<Client>),
-    /// One argon2 verification decides (or, for an unknown client, makes
-    /// it cost what a wrong hashed secret costs).
+    /// One argon2 verification decides (or, for a failure already certain,
+    /// makes it cost what a wrong hashed secret costs).
     Kdf(KdfCheck),
-    /// Wrong, and known so without a KDF.
-    Rejected,
 }
 
 struct KdfCheck {
@@ -84,26 +79,25 @@ struct KdfCheck {
 
 /// The credentials against the registered client, short of a KDF run.
 fn examine(ctx: &Ctx<'_>, credentials: Credentials) -> Examined {
+    let failure = |secret: Option<String>| {
+        Examined::Kdf(KdfCheck {
+            client: None,
+            secret: secret.map(String::into_bytes).unwrap_or_default(),
+            phc: DUMMY_PHC.to_string(),
+        })
+    };
     let (method, id, secret) = match credentials {
         Credentials::Basic { id, secret } => (AuthMethod::ClientSecretBasic, id, Some(secret)),
         Credentials::Post { id, secret } => (AuthMethod::ClientSecretPost, id, Some(secret)),
         Credentials::None { id } => (AuthMethod::None, id, None),
         // No client is registered for assertions (yet).
-        Credentials::Assertion { .. } | Credentials::Absent => return Examined::Rejected,
+        Credentials::Assertion { .. } | Credentials::Absent => return failure(None),
     };
     let Some(client) = ctx.tenant.client(&id).cloned() else {
-        return match secret {
-            // Same cost as a wrong secret for a hashed one.
-            Some(s) => Examined::Kdf(KdfCheck {
-                client: None,
-                secret: s.into_bytes(),
-                phc: DUMMY_PHC.to_string(),
-            }),
-            None => Examined::Rejected,
-        };
+        return failure(secret);
     };
     if client.auth_method != method {
-        return Examined::Rejected;
+        return failure(secret);
     }
     let (phc, given) = match (&client.secret, secret) {
         (None, None) => return Examined::Accepted(client),
@@ -113,10 +107,10 @@ fn examine(ctx: &Ctx<'_>, credentials: Credentials) -> Examined {
             if bool::from(a.ct_eq(&b)) {
                 return Examined::Accepted(client);
             }
-            return Examined::Rejected;
+            return failure(Some(given));
         }
         (Some(ClientSecret::Hash(phc)), Some(given)) => (phc.clone(), given),
-        _ => return Examined::Rejected,
+        (_, given) => return failure(given),
     };
     let key = SecretCache::key(&client.id, &given, &phc);
     if client.secret_cache.contains(&key) {
