@@ -28,13 +28,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::free_port;
 
 const ALICE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$NsHg1qjI2jqUgdLfsM+dKA$BpKVbbPKfz1wafWi/RkozYWTB0CYgl6+ub/G00BwWoU";
 const CB: &str = "http://bench.test/cb";
@@ -142,39 +145,13 @@ fn start() -> Target {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Start `sesame serve -c cfg`; returns once it listens.
 fn serve(cfg: &std::path::Path) -> Child {
     // `LOAD_SESAME_BIN` runs another build of sesame (e.g. the previous
     // release, to compare two builds in one session) with the same setup.
     let bin =
         std::env::var("LOAD_SESAME_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_sesame").into());
-    let mut child = Command::new(bin)
-        .args(["serve", "-c"])
-        .arg(cfg)
-        .env("SESAME_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    loop {
-        match lines.next() {
-            Some(Ok(l)) if l.starts_with("sesame listening") => break,
-            Some(_) => continue,
-            None => panic!("sesame exited before listening"),
-        }
-    }
-    std::thread::spawn(move || for _ in lines {});
-    child
+    support::serve(&bin, cfg)
 }
 
 /// A config of `tenants` tenants with `clients` client-credentials clients

@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use common::flow::{exchange, field, introspect, location, post_basic, query_param, Flow};
-use common::{browser, client, Server};
+use common::{browser, burst, client, Server};
 use reqwest::blocking::{Client, Response};
 use serde_json::Value;
 
@@ -272,6 +272,26 @@ fn lockouts_hold_across_two_nodes_on_one_database() {
         token_cc(&b, "web", "wrong", "10.0.5.3");
     }
     assert_slow_down(token_cc(&a, "web", "web-secret-7f3a9c", "10.0.5.4"));
+}
+
+#[test]
+fn parallel_wrong_passwords_are_verified_at_most_max_failures_times() {
+    let s = common::start_sqlite(&burst::config("127.0.0.1:{port}"));
+    burst::assert_login_burst_is_bounded(&[&s], "sqlite");
+}
+
+#[test]
+fn parallel_wrong_client_secrets_are_verified_at_most_client_max_failures_times() {
+    let s = common::start_sqlite(&burst::config("127.0.0.1:{port}"));
+    burst::assert_client_burst_is_bounded(&[&s], "sqlite");
+}
+
+#[test]
+fn parallel_guesses_over_two_nodes_on_one_sqlite_file_are_bounded() {
+    let db = common::db::sqlite();
+    let (a, b) = burst::two_nodes(&db.url);
+    burst::assert_login_burst_is_bounded(&[&a, &b], "sqlite, two nodes");
+    burst::assert_client_burst_is_bounded(&[&a, &b], "sqlite, two nodes");
 }
 
 // ---- limits ----

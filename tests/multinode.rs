@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::db::TestDb;
 use common::flow::{exchange, introspect, location, post_basic, Flow};
-use common::{browser, client, Server};
+use common::{browser, burst, client, Server};
 use serde_json::Value;
 
 use common::ALICE_HASH;
@@ -215,6 +215,30 @@ fn nodes_starting_together_on_a_fresh_database_share_one_key() {
         let (ka, kb) = (kids(&a), kids(&b));
         assert_eq!(ka.len(), 1, "{backend}: {ka:?}");
         assert_eq!(ka, kb, "{backend}: both nodes sign with the stored key");
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(any(feature = "mysql", feature = "postgres")),
+    ignore = "needs --features mysql/postgres and SESAME_TEST_MYSQL_URL/SESAME_TEST_POSTGRES_URL"
+)]
+fn parallel_wrong_passwords_over_two_nodes_are_verified_at_most_max_failures_times() {
+    for db in server_databases() {
+        let (a, b) = burst::two_nodes(&db.url);
+        burst::assert_login_burst_is_bounded(&[&a, &b], db.backend);
+    }
+}
+
+#[test]
+#[cfg_attr(
+    not(any(feature = "mysql", feature = "postgres")),
+    ignore = "needs --features mysql/postgres and SESAME_TEST_MYSQL_URL/SESAME_TEST_POSTGRES_URL"
+)]
+fn parallel_wrong_client_secrets_over_two_nodes_are_verified_at_most_the_limit() {
+    for db in server_databases() {
+        let (a, b) = burst::two_nodes(&db.url);
+        burst::assert_client_burst_is_bounded(&[&a, &b], db.backend);
     }
 }
 

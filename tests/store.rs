@@ -1212,6 +1212,35 @@ const WINDOW: ThrottleWindow = ThrottleWindow {
     lockout: 30,
 };
 
+/// A verification that fails: reserved, then counted.
+async fn fail(store: &Store, keys: Vec<ThrottleKey>, now: i64) -> Option<i64> {
+    let reserved = store
+        .reserve_attempt(A, keys.clone(), WINDOW, now)
+        .await
+        .unwrap();
+    assert_eq!(reserved, ThrottleAttempt::Reserved);
+    store.record_failure(A, keys, WINDOW, now).await.unwrap()
+}
+
+/// A verification that succeeds: reserved, then given back (clearing `clear`).
+async fn succeed(
+    store: &Store,
+    keys: Vec<ThrottleKey>,
+    clear: Option<&str>,
+    now: i64,
+) -> Option<i64> {
+    let reserved = store
+        .reserve_attempt(A, keys.clone(), WINDOW, now)
+        .await
+        .unwrap();
+    assert_eq!(reserved, ThrottleAttempt::Reserved);
+    let hashes = keys.iter().map(|k| k.key).collect();
+    store
+        .release_attempt(A, hashes, clear.map(h), WINDOW, now)
+        .await
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn throttle_locks_after_max_failures_and_expires() {
     for (tdb, store) in stores() {
@@ -1223,22 +1252,23 @@ async fn throttle_locks_after_max_failures_and_expires() {
                 .unwrap(),
             None
         );
+        assert_eq!(fail(&store, k(), NOW).await, None, "{tdb:?}");
+        assert_eq!(fail(&store, k(), NOW + 1).await, None);
         assert_eq!(
-            store.record_failure(A, k(), WINDOW, NOW).await.unwrap(),
-            None,
-            "{tdb:?}"
-        );
-        assert_eq!(
-            store.record_failure(A, k(), WINDOW, NOW + 1).await.unwrap(),
-            None
-        );
-        assert_eq!(
-            store.record_failure(A, k(), WINDOW, NOW + 2).await.unwrap(),
+            fail(&store, k(), NOW + 2).await,
             Some(NOW + 32),
             "{tdb:?}: the third failure locks"
         );
         let find = |now| store.find_lockout(A, vec![h("x"), h("a\0user\0alice")], now);
         assert_eq!(find(NOW + 3).await.unwrap(), Some(NOW + 32));
+        // A locked key takes no reservation, right password or not.
+        assert_eq!(
+            store
+                .reserve_attempt(A, k(), WINDOW, NOW + 3)
+                .await
+                .unwrap(),
+            ThrottleAttempt::Locked(NOW + 32)
+        );
         // Another tenant's key of the same hash is not locked.
         assert_eq!(
             store
@@ -1247,21 +1277,9 @@ async fn throttle_locks_after_max_failures_and_expires() {
                 .unwrap(),
             None
         );
-        // A success does not lift a lockout.
-        store
-            .clear_failures(A, h("a\0user\0alice"), NOW + 3)
-            .await
-            .unwrap();
-        assert_eq!(find(NOW + 3).await.unwrap(), Some(NOW + 32));
         // The lockout ends; the count started over.
         assert_eq!(find(NOW + 32).await.unwrap(), None, "{tdb:?}");
-        assert_eq!(
-            store
-                .record_failure(A, k(), WINDOW, NOW + 33)
-                .await
-                .unwrap(),
-            None
-        );
+        assert_eq!(fail(&store, k(), NOW + 33).await, None);
     }
 }
 
@@ -1269,53 +1287,19 @@ async fn throttle_locks_after_max_failures_and_expires() {
 async fn throttle_window_passes_and_success_clears() {
     for (tdb, store) in stores() {
         let k = || vec![tk("k", 3)];
-        store.record_failure(A, k(), WINDOW, NOW).await.unwrap();
-        store.record_failure(A, k(), WINDOW, NOW).await.unwrap();
+        fail(&store, k(), NOW).await;
+        fail(&store, k(), NOW).await;
         // 60 s later the window has passed: this failure is the first of a new one.
-        assert_eq!(
-            store
-                .record_failure(A, k(), WINDOW, NOW + 60)
-                .await
-                .unwrap(),
-            None,
-            "{tdb:?}"
-        );
-        assert_eq!(
-            store
-                .record_failure(A, k(), WINDOW, NOW + 61)
-                .await
-                .unwrap(),
-            None,
-            "{tdb:?}"
-        );
+        assert_eq!(fail(&store, k(), NOW + 60).await, None, "{tdb:?}");
+        assert_eq!(fail(&store, k(), NOW + 61).await, None, "{tdb:?}");
         // A success forgets them.
-        store.clear_failures(A, h("k"), NOW + 61).await.unwrap();
-        assert_eq!(
-            store
-                .record_failure(A, k(), WINDOW, NOW + 62)
-                .await
-                .unwrap(),
-            None
-        );
-        assert_eq!(
-            store
-                .record_failure(A, k(), WINDOW, NOW + 62)
-                .await
-                .unwrap(),
-            None
-        );
-        assert!(store
-            .record_failure(A, k(), WINDOW, NOW + 62)
-            .await
-            .unwrap()
-            .is_some());
+        assert_eq!(succeed(&store, k(), Some("k"), NOW + 61).await, None);
+        assert_eq!(fail(&store, k(), NOW + 62).await, None);
+        assert_eq!(fail(&store, k(), NOW + 62).await, None);
+        assert!(fail(&store, k(), NOW + 62).await.is_some());
         // Several keys at once: the one that reaches its limit locks the call.
         let both = vec![tk("ip", 100), tk("user2", 1)];
-        assert_eq!(
-            store.record_failure(A, both, WINDOW, NOW).await.unwrap(),
-            Some(NOW + 30),
-            "{tdb:?}"
-        );
+        assert_eq!(fail(&store, both, NOW).await, Some(NOW + 30), "{tdb:?}");
         assert_eq!(
             store.find_lockout(A, vec![h("ip")], NOW).await.unwrap(),
             None
@@ -1339,15 +1323,11 @@ async fn concurrent_failures_are_all_counted() {
         let tasks: Vec<_> = (0..24)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move {
-                    store
-                        .record_failure(A, vec![tk("hot", 25)], WINDOW, NOW)
-                        .await
-                })
+                tokio::spawn(async move { fail(&store, vec![tk("hot", 25)], NOW).await })
             })
             .collect();
         for t in tasks {
-            assert_eq!(t.await.unwrap().unwrap(), None, "{tdb:?}");
+            assert_eq!(t.await.unwrap(), None, "{tdb:?}");
         }
         assert_eq!(
             store.find_lockout(A, vec![h("hot")], NOW).await.unwrap(),
@@ -1355,12 +1335,134 @@ async fn concurrent_failures_are_all_counted() {
         );
         // 24 counted: the 25th locks.
         assert_eq!(
-            store
-                .record_failure(A, vec![tk("hot", 25)], WINDOW, NOW)
-                .await
-                .unwrap(),
+            fail(&store, vec![tk("hot", 25)], NOW).await,
             Some(NOW + 30),
             "{tdb:?}: a concurrent failure was lost"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn concurrent_reservations_never_exceed_the_limit() {
+    for (tdb, store) in stores() {
+        let store = Arc::new(store);
+        let keys = || vec![tk("burst", 5), tk("burst-ip", 1000)];
+        let tasks: Vec<_> = (0..24)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.reserve_attempt(A, keys(), WINDOW, NOW).await })
+            })
+            .collect();
+        let mut reserved = 0;
+        for t in tasks {
+            match t.await.unwrap().unwrap() {
+                ThrottleAttempt::Reserved => reserved += 1,
+                // All places are taken by verifications under way: ask again in a second.
+                ThrottleAttempt::Locked(until) => assert_eq!(until, NOW + 1, "{tdb:?}"),
+            }
+        }
+        assert_eq!(reserved, 5, "{tdb:?}: exactly the limit is reserved");
+        // The five fail: the fifth locks the key.
+        for i in 1..=5 {
+            let locked = store.record_failure(A, keys(), WINDOW, NOW).await.unwrap();
+            assert_eq!(locked, (i == 5).then_some(NOW + 30), "{tdb:?}: failure {i}");
+        }
+        // The refused took no place under the other key: it holds five failures, nothing in flight.
+        let ip = || vec![tk("burst-ip", 7)];
+        for _ in 0..2 {
+            let r = store.reserve_attempt(A, ip(), WINDOW, NOW).await.unwrap();
+            assert_eq!(r, ThrottleAttempt::Reserved, "{tdb:?}");
+        }
+        assert_eq!(
+            store.reserve_attempt(A, ip(), WINDOW, NOW).await.unwrap(),
+            ThrottleAttempt::Locked(NOW + 1),
+            "{tdb:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_success_gives_its_place_back_and_clears_only_the_user() {
+    for (tdb, store) in stores() {
+        let keys = || vec![tk("user", 3), tk("ip", 4)];
+        fail(&store, keys(), NOW).await;
+        fail(&store, keys(), NOW).await;
+        assert_eq!(succeed(&store, keys(), Some("user"), NOW).await, None);
+        // The user's failures are forgotten, the address's two are not.
+        fail(&store, keys(), NOW).await;
+        assert_eq!(
+            fail(&store, keys(), NOW).await,
+            Some(NOW + 30),
+            "{tdb:?}: the address's fourth failure locks"
+        );
+        assert_eq!(
+            store.find_lockout(A, vec![h("user")], NOW).await.unwrap(),
+            None,
+            "{tdb:?}: the user has two failures"
+        );
+        // A place given back is free again.
+        let one = || vec![tk("one", 1)];
+        assert_eq!(succeed(&store, one(), None, NOW).await, None);
+        assert_eq!(succeed(&store, one(), None, NOW).await, None, "{tdb:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_lockout_that_lands_during_a_verification_wins() {
+    for (tdb, store) in stores() {
+        let keys = || vec![tk("slow", 2)];
+        // Reserved at the end of one window, verified until after it ended ...
+        fail(&store, keys(), NOW).await;
+        let r = store
+            .reserve_attempt(A, keys(), WINDOW, NOW + 59)
+            .await
+            .unwrap();
+        assert_eq!(r, ThrottleAttempt::Reserved);
+        // ... while the new window's places fill with failures and lock the key.
+        fail(&store, keys(), NOW + 60).await;
+        assert_eq!(fail(&store, keys(), NOW + 60).await, Some(NOW + 90));
+        // The slow verification succeeds: refused, and the lockout stays.
+        assert_eq!(
+            store
+                .release_attempt(A, vec![h("slow")], Some(h("slow")), WINDOW, NOW + 61)
+                .await
+                .unwrap(),
+            Some(NOW + 90),
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store
+                .find_lockout(A, vec![h("slow")], NOW + 61)
+                .await
+                .unwrap(),
+            Some(NOW + 90)
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn places_of_attempts_never_settled_come_back_with_the_window() {
+    for (tdb, store) in stores() {
+        let keys = || vec![tk("lost", 2)];
+        for _ in 0..2 {
+            let r = store.reserve_attempt(A, keys(), WINDOW, NOW).await.unwrap();
+            assert_eq!(r, ThrottleAttempt::Reserved);
+        }
+        assert_eq!(
+            store
+                .reserve_attempt(A, keys(), WINDOW, NOW + 30)
+                .await
+                .unwrap(),
+            ThrottleAttempt::Locked(NOW + 31),
+            "{tdb:?}"
+        );
+        assert_eq!(
+            store
+                .reserve_attempt(A, keys(), WINDOW, NOW + 60)
+                .await
+                .unwrap(),
+            ThrottleAttempt::Reserved,
+            "{tdb:?}: a new window"
         );
     }
 }

@@ -1,14 +1,16 @@
 //! Password sign-in for a pending authorization request (`GET|POST /login`).
-//! Failures are throttled (see [`super::throttle`]): while the username or
-//! the client's address is locked, the form comes back locked, without a
-//! look at the password.
+//! Failures are throttled (see [`super::throttle`]): every password check is
+//! reserved first, and while the username or the client's address is locked
+//! (or all its places are taken by checks under way) the form comes back
+//! locked, without a look at the password.
 
 use super::authorize::{proceed, Interaction, Stage, MAX_PARAM_LEN};
 use super::outcome::{LoginView, Notice, Outcome, Page};
 use super::pending::{self, Pending};
 use super::session::{self, BrowserCookies};
-use super::throttle::Throttle;
+use super::throttle::{Attempt, Throttle};
 use super::{password, Ctx, Params};
+use crate::metrics::SignIn;
 use crate::tenant::Client;
 
 /// `GET /login?rid=…`: show the form.
@@ -57,13 +59,37 @@ pub async fn login_submit(
         let shown = username.chars().take(256).collect();
         form(ctx, &pending, &client, &rid, shown, Some(notice))
     };
-    let locked = |retry_after: u64| again(Notice::Locked { retry_after });
+    // The username is logged only when it names a user: people type
+    // passwords into that field.
+    let known = ctx.tenant.user(username).is_some();
+    let shown_name = if known { username } else { "(unknown)" };
+    let failed = |reason: SignIn| {
+        ctx.services.metrics.signin(&ctx.tenant.id, reason);
+        tracing::info!(
+            event = "signin.failed",
+            tenant = %ctx.tenant.id,
+            client_id = %client.id,
+            username = shown_name,
+            reason = reason.as_str(),
+            ip = ctx.request.ip.map(|ip| ip.to_string()),
+            "{}",
+            if reason == SignIn::Locked {
+                "sign-in refused while locked (password not checked)"
+            } else {
+                "failed login"
+            }
+        );
+    };
+    let locked = |retry_after: u64| {
+        failed(SignIn::Locked);
+        again(Notice::Locked { retry_after })
+    };
     let throttle = Throttle::login(ctx, username);
-    match throttle.check().await {
-        Ok(None) => {}
-        Ok(Some(seconds)) => return locked(seconds),
+    let reservation = match throttle.reserve().await {
+        Ok(Attempt::Reserved(r)) => r,
+        Ok(Attempt::Locked(seconds)) => return locked(seconds),
         Err(e) => return Outcome::error_page(e),
-    }
+    };
     let user = ctx.tenant.user(username).cloned();
     // Unknown users cost the same as wrong passwords.
     let phc = user
@@ -75,15 +101,35 @@ pub async fn login_submit(
     let user = match user {
         Some(u) if verified && username.len() <= MAX_PARAM_LEN => u,
         _ => {
-            tracing::info!(tenant = %ctx.tenant.id, "failed login");
-            if let Some(seconds) = throttle.failed().await {
+            let reason = if known {
+                SignIn::BadPassword
+            } else {
+                SignIn::UnknownUser
+            };
+            failed(reason);
+            if let Some(seconds) = reservation.failed().await {
                 return locked(seconds);
             }
             return again(Notice::BadCredentials);
         }
     };
-    throttle.succeeded().await;
+    // A lockout that landed while the password was checked wins.
+    match reservation.succeeded().await {
+        Ok(None) => {}
+        Ok(Some(seconds)) => return locked(seconds),
+        Err(e) => return Outcome::error_page(e),
+    }
 
+    ctx.services.metrics.signin(&ctx.tenant.id, SignIn::Success);
+    tracing::info!(
+        event = "signin.succeeded",
+        tenant = %ctx.tenant.id,
+        client_id = %client.id,
+        username = %user.username,
+        sub = %user.sub,
+        ip = ctx.request.ip.map(|ip| ip.to_string()),
+        "signed in"
+    );
     let (session, cookie) = match session::start(ctx, &user, cookies).await {
         Ok(s) => s,
         Err(e) => return Outcome::error_page(e),

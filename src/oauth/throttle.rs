@@ -5,6 +5,16 @@
 //! locked for `throttle.lockout`; while any of a request's keys is locked the
 //! request is refused (429) without checking its password or secret.
 //!
+//! An expensive verification — a password, a hashed client secret not yet
+//! in the client's `SecretCache`, and the dummy one every failure pays — is
+//! first [`Throttle::reserve`]d: it takes one of the window's places under
+//! each key (see `store::throttle`), so no more than the limit are verified
+//! per key and window, however many requests arrive at once on however many
+//! nodes, and a lockout that lands while one runs wins over its success.
+//! What verifies nothing expensive (a cached or a clear client secret) only
+//! [`Throttle::check`]s for a lockout, with a read the node trusts for a
+//! second: a successful client authentication writes nothing.
+//!
 //! Keys are SHA-256 hashes of `tenant \0 kind \0 value`: usernames and
 //! addresses are never stored in clear, and one tenant's counters never
 //! touch another's.
@@ -15,12 +25,13 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::{Ctx, OAuthError};
-use crate::store::{ThrottleKey, ThrottleWindow, TokenHash};
+use crate::store::{ThrottleAttempt, ThrottleKey, ThrottleWindow, TokenHash};
 
 /// How long this node trusts "not locked" for a key without asking the
-/// database again. A busy machine client then costs no database read per
-/// request; a lockout recorded by another node takes effect here within this
-/// time (a failure on this node always goes to the database).
+/// database again ([`Throttle::check`] only; a reservation always asks). A
+/// busy machine client then costs no database read per request; a lockout
+/// recorded by another node takes effect here within this time (a failure
+/// on this node always goes to the database).
 const CLEAR_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 /// Most keys remembered; the map is emptied when full (only costs reads).
 const CLEAR_LIMIT: usize = 100_000;
@@ -119,7 +130,8 @@ impl<'a> Throttle<'a> {
         }
     }
 
-    /// `Ok(Some(seconds))` while one of the keys is locked.
+    /// `Ok(Some(seconds))` while one of the keys is locked. For requests that
+    /// verify nothing expensive; the others [`Throttle::reserve`].
     pub async fn check(&self) -> Result<Option<u64>, OAuthError> {
         let cache = &self.ctx.services.throttle;
         if self.keys.iter().all(|k| cache.recently_clear(k.key)) {
@@ -137,27 +149,106 @@ impl<'a> Throttle<'a> {
         Ok(until.map(|u| self.retry_after(u)))
     }
 
-    /// Count a failure; `Some(seconds)` if it locked a key. A store error is
-    /// logged, not answered: the failure itself is what the client hears about.
-    pub async fn failed(&self) -> Option<u64> {
-        let (tenant, now) = (self.ctx.tenant, self.ctx.now);
+    /// Take a place for one verification under every key, before it runs:
+    /// refused while a key is locked, or while its window's places are all
+    /// taken by failures and by verifications under way.
+    pub async fn reserve(&self) -> Result<Attempt<'_>, OAuthError> {
+        let ctx = self.ctx;
+        let decided = ctx
+            .store
+            .reserve_attempt(&ctx.tenant.id, self.keys.clone(), self.window(), ctx.now)
+            .await?;
+        Ok(match decided {
+            ThrottleAttempt::Reserved => Attempt::Reserved(Reservation {
+                throttle: self,
+                settled: false,
+            }),
+            ThrottleAttempt::Locked(until) => {
+                self.forget();
+                Attempt::Locked(self.retry_after(until))
+            }
+        })
+    }
+
+    /// The error for a locked request.
+    pub fn locked(&self, retry_after: u64) -> OAuthError {
+        OAuthError::slow_down(retry_after, self.what)
+    }
+
+    fn window(&self) -> ThrottleWindow {
+        let throttle = &self.ctx.tenant.throttle;
+        ThrottleWindow {
+            window: secs(throttle.window),
+            lockout: secs(throttle.lockout),
+        }
+    }
+
+    /// This node's "recently clear" is no longer true for these keys.
+    fn forget(&self) {
         self.ctx
             .services
             .throttle
             .forget(self.keys.iter().map(|k| k.key));
-        let window = ThrottleWindow {
-            window: secs(tenant.throttle.window),
-            lockout: secs(tenant.throttle.lockout),
-        };
-        match self
+    }
+
+    fn retry_after(&self, until: i64) -> u64 {
+        u64::try_from(until.saturating_sub(self.ctx.now))
+            .unwrap_or(1)
+            .max(1)
+    }
+}
+
+/// What [`Throttle::reserve`] decided.
+pub enum Attempt<'t> {
+    /// Go on and verify; then settle the reservation.
+    Reserved(Reservation<'t>),
+    /// Refused without verifying: retry after that many seconds.
+    Locked(u64),
+}
+
+/// One verification's place under a throttle's keys. Settled by
+/// [`Reservation::failed`] or [`Reservation::succeeded`]; one dropped
+/// unsettled (the request went away while it was verified, its answer never
+/// sent) counts as a failure all the same.
+#[must_use = "settle the reservation with `failed` or `succeeded`"]
+pub struct Reservation<'t> {
+    throttle: &'t Throttle<'t>,
+    settled: bool,
+}
+
+impl Reservation<'_> {
+    /// The verification failed: its place stays taken, as a counted failure.
+    /// `Some(seconds)` if a key is locked now (this failure may have locked
+    /// it). A store error is logged, not answered: the failure itself is what
+    /// the client hears about (the place is then freed when the window ends).
+    pub async fn failed(mut self) -> Option<u64> {
+        self.settled = true;
+        let t = self.throttle;
+        let (tenant, now) = (t.ctx.tenant, t.ctx.now);
+        t.forget();
+        match t
             .ctx
             .store
-            .record_failure(&tenant.id, self.keys.clone(), window, now)
+            .record_failure(&tenant.id, t.keys.clone(), t.window(), now)
             .await
         {
             Ok(Some(until)) => {
-                tracing::warn!(tenant = %tenant.id, "too many failed {}: locked", self.what);
-                Some(self.retry_after(until))
+                let kind = if t.principal.is_some() {
+                    "user"
+                } else {
+                    "client"
+                };
+                t.ctx.services.metrics.lockout(&tenant.id, kind);
+                tracing::warn!(
+                    event = "lockout",
+                    tenant = %tenant.id,
+                    what = kind,
+                    ip = t.ctx.request.ip.map(|ip| ip.to_string()),
+                    until,
+                    "too many failed {}: locked",
+                    t.what
+                );
+                Some(t.retry_after(until))
             }
             Ok(None) => None,
             Err(e) => {
@@ -167,25 +258,48 @@ impl<'a> Throttle<'a> {
         }
     }
 
-    /// A success: forget the user's failures (not the address's).
-    pub async fn succeeded(&self) {
-        if let Some(k) = self.principal {
-            let tenant = &self.ctx.tenant.id;
-            if let Err(e) = self.ctx.store.clear_failures(tenant, k, self.ctx.now).await {
-                tracing::warn!(tenant = %tenant, error = %e, "could not clear failures");
-            }
+    /// The verification succeeded: give the place back and forget the
+    /// user's failures (never the address's). `Some(seconds)` if a key got
+    /// locked meanwhile: then the success must be refused like any request
+    /// to a locked key.
+    pub async fn succeeded(mut self) -> Result<Option<u64>, OAuthError> {
+        self.settled = true;
+        let t = self.throttle;
+        let (tenant, now) = (t.ctx.tenant, t.ctx.now);
+        let hashes = t.keys.iter().map(|k| k.key).collect();
+        let locked = t
+            .ctx
+            .store
+            .release_attempt(&tenant.id, hashes, t.principal, t.window(), now)
+            .await?;
+        Ok(locked.map(|until| {
+            t.forget();
+            tracing::warn!(tenant = %tenant.id, "{}: locked while verifying, refused", t.what);
+            t.retry_after(until)
+        }))
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
         }
-    }
-
-    /// The error for a locked request.
-    pub fn locked(&self, retry_after: u64) -> OAuthError {
-        OAuthError::slow_down(retry_after, self.what)
-    }
-
-    fn retry_after(&self, until: i64) -> u64 {
-        u64::try_from(until.saturating_sub(self.ctx.now))
-            .unwrap_or(1)
-            .max(1)
+        let t = self.throttle;
+        let store = t.ctx.store.clone();
+        let (tenant, keys, window, now) = (
+            t.ctx.tenant.id.clone(),
+            t.keys.clone(),
+            t.window(),
+            t.ctx.now,
+        );
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = store.record_failure(&tenant, keys, window, now).await {
+                    tracing::warn!(tenant = %tenant, error = %e, "could not count a failure");
+                }
+            });
+        }
     }
 }
 

@@ -23,7 +23,7 @@ mod sql;
 mod throttle;
 
 pub use model::*;
-pub use throttle::{ThrottleKey, ThrottleWindow};
+pub use throttle::{ThrottleAttempt, ThrottleKey, ThrottleWindow};
 
 use conn::{is_unique_violation, query_error, write_tx, Manager};
 

@@ -105,6 +105,7 @@ diesel::table! {
         tenant_id -> Text,
         key_hash -> Binary,
         failures -> BigInt,
+        pending -> BigInt,
         window_start -> BigInt,
         locked_until -> BigInt,
         expires_at -> BigInt,

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+#[path = "burst.rs"]
+pub mod burst;
 #[path = "db.rs"]
 pub mod db;
 #[path = "flow.rs"]
