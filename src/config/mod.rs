@@ -16,7 +16,9 @@ use crate::jose::{Alg, KeyEncryptionKey, SigningKey};
 
 mod duration;
 mod env;
+mod lenient;
 mod load;
+mod locate;
 mod restart;
 mod validate;
 
