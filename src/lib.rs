@@ -5,6 +5,7 @@ pub mod config;
 pub mod http;
 pub mod jose;
 pub mod oauth;
+pub mod offline;
 pub mod plugin;
 pub mod runtime;
 pub mod store;
