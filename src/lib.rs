@@ -2,6 +2,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod explain;
+pub mod fixture;
 pub mod http;
 pub mod jose;
 pub mod oauth;

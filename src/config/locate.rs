@@ -16,7 +16,7 @@ const ARRIVED: &str = "\u{0}sesame: arrived";
 
 /// Line and column (both from 1) of the node at `path` in `text`, or of its
 /// key when `at_key` (where an unknown key is best pointed at).
-pub(super) fn locate(text: &str, path: &str, at_key: bool) -> Option<(usize, usize)> {
+pub fn locate(text: &str, path: &str, at_key: bool) -> Option<(usize, usize)> {
     let de = serde_yaml::Deserializer::from_str(text);
     match (Walk { rest: path, at_key }).deserialize(de) {
         Ok(()) => None,
@@ -25,7 +25,7 @@ pub(super) fn locate(text: &str, path: &str, at_key: bool) -> Option<(usize, usi
 }
 
 /// `message (line L column C)`, the format of every located error.
-pub(super) fn with_location(message: &str, at: Option<(usize, usize)>) -> String {
+pub fn with_location(message: &str, at: Option<(usize, usize)>) -> String {
     match at {
         Some((line, column)) => format!("{message} (line {line} column {column})"),
         None => message.to_string(),

@@ -23,6 +23,7 @@ mod restart;
 mod validate;
 
 pub use load::{load, load_str};
+pub use locate::{locate, with_location};
 pub use restart::restart_only_changes;
 pub use validate::{validate, warnings, REGISTERED_CLAIMS};
 
