@@ -209,6 +209,15 @@ fn fixture_and_setup_mistakes_are_named() {
     );
 }
 
+#[test]
+fn the_cookbook_passes_its_own_tests() {
+    let cookbook = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/cookbook.yaml");
+    let out = sesame(&["test", "-c", cookbook.to_str().unwrap()]);
+    assert_eq!(out.code, Some(0), "{}{}", out.stdout, out.stderr);
+    assert!(out.stdout.contains(" passed, 0 failed"), "{}", out.stdout);
+    assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
+}
+
 /// The claims a test can pin: everything but times, random ids and the
 /// request's nonce (a fixture sends none).
 fn stable(claims: &Value) -> Map<String, Value> {
