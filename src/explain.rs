@@ -40,6 +40,13 @@ pub struct Query {
 pub async fn explain(offline: &Offline, q: &Query) -> Result<String, String> {
     let (tenant, cfg) = offline.tenant(q.tenant.as_deref())?;
     let client = client_of(tenant, &q.client)?;
+    match (q.grant, &q.user) {
+        (GrantType::ClientCredentials, Some(_)) => {
+            return Err("client_credentials has no user: leave --user out".into())
+        }
+        (GrantType::ClientCredentials, None) | (_, Some(_)) => {}
+        (_, None) => return Err(format!("{} needs --user", q.grant.as_str())),
+    }
     let user = match &q.user {
         Some(u) => Some(user_of(tenant, u)?),
         None => None,
