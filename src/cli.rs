@@ -1,4 +1,4 @@
-//! The command line: serve, check, migrate, keygen, hash.
+//! The command line: serve, check, migrate, keygen, hash, test, explain.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{self, Config, LogFormat};
+use crate::config::{self, Config, GrantType, LogFormat};
+use crate::fixture::{self, report::FileResult, report::Totals};
 use crate::http::App;
 use crate::http::Role;
 use crate::jose::Alg;
+use crate::offline::Offline;
 use crate::runtime::Runtime;
 use crate::store::Store;
 
@@ -41,6 +43,55 @@ pub enum Command {
     /// Read a password or client secret on stdin and print its argon2id hash
     /// (a PHC string for `password_hash` or `secret_hash`).
     Hash,
+    /// Run the test cases of fixture files through the configuration's
+    /// scripts, as the server would (no server, no database); exit 1 if one fails.
+    Test(TestArgs),
+    /// Print what sesame would issue for one request (ID token, access token,
+    /// userinfo, introspection) and how the scope decision was reached.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Also write the results as JUnit XML to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Fixture files, or folders of them (default: tests/NAME/*.yaml beside
+    /// the configuration NAME.yaml).
+    #[arg(value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Tenant id (may be left out when there is one tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Client id.
+    #[arg(long)]
+    pub client: String,
+    /// Username (not for client_credentials).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Requested scopes, space-separated (client_credentials: default the client's).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// The grant.
+    #[arg(long, default_value = "authorization_code", value_parser = ["authorization_code", "refresh_token", "client_credentials"])]
+    pub grant: String,
+    /// The client's address, as scripts see it in ctx.request.ip.
+    #[arg(long)]
+    pub ip: Option<std::net::IpAddr>,
+    /// The User-Agent, as scripts see it in ctx.request.user_agent.
+    #[arg(long)]
+    pub user_agent: Option<String>,
+    /// The time: unix seconds or RFC 3339 (default: now).
+    #[arg(long)]
+    pub now: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +110,8 @@ pub fn run() -> ExitCode {
         Command::Migrate(a) => migrate(&a.config),
         Command::Keygen { alg } => keygen(alg),
         Command::Hash => hash(),
+        Command::Test(a) => test(&a),
+        Command::Explain(a) => explain(&a),
     }
 }
 
@@ -67,8 +120,17 @@ pub fn run() -> ExitCode {
 /// libraries' own chatter stays at `warn` unless a directive names them
 /// (`SESAME_LOG=debug,hyper=debug`).
 fn init_logs(format: LogFormat) {
+    init_logs_with(format, "info");
+}
+
+/// Text logs at `SESAME_LOG`, or at `default` (the offline commands).
+fn init_logs_at(default: &str) {
+    init_logs_with(LogFormat::Text, default);
+}
+
+fn init_logs_with(format: LogFormat, default: &str) {
     use std::io::IsTerminal;
-    let wanted = std::env::var("SESAME_LOG").unwrap_or_else(|_| "info".to_string());
+    let wanted = std::env::var("SESAME_LOG").unwrap_or_else(|_| default.to_string());
     let mut directives = wanted.clone();
     for lib in ["hyper", "h2", "warp", "mio", "tokio_util"] {
         if !wanted.contains(lib) {
@@ -100,12 +162,16 @@ fn load_or_report(path: &Path) -> Option<Config> {
     match config::load(path) {
         Ok(c) => Some(c),
         Err(errors) => {
-            eprintln!("{}: invalid configuration", path.display());
-            for e in &errors.0 {
-                eprintln!("  {e}");
-            }
+            report(path, &errors.0);
             None
         }
+    }
+}
+
+fn report(path: &Path, errors: &[config::ConfigError]) {
+    eprintln!("{}: invalid configuration", path.display());
+    for e in errors {
+        eprintln!("  {e}");
     }
 }
 
@@ -116,10 +182,7 @@ fn check(path: &Path) -> ExitCode {
     let scripts = match crate::plugin::Scripts::compile(&config) {
         Ok(s) => s,
         Err(errors) => {
-            eprintln!("{}: invalid configuration", path.display());
-            for e in &errors {
-                eprintln!("  {e}");
-            }
+            report(path, &errors);
             return ExitCode::from(1);
         }
     };
@@ -137,6 +200,125 @@ fn check(path: &Path) -> ExitCode {
         scripts.len()
     );
     ExitCode::SUCCESS
+}
+
+/// The configuration, its scripts compiled, ready to run the core offline.
+fn load_offline(path: &Path) -> Option<Offline> {
+    let config = load_or_report(path)?;
+    Offline::new(config)
+        .map_err(|errors| report(path, &errors))
+        .ok()
+}
+
+/// A runtime for the core's async functions, on this thread.
+fn local_runtime() -> Option<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| eprintln!("cannot start the async runtime: {e}"))
+        .ok()
+}
+
+fn test(a: &TestArgs) -> ExitCode {
+    init_logs_at("warn");
+    let path = &a.config.config;
+    let Some(offline) = load_offline(path) else {
+        return ExitCode::from(1);
+    };
+    let files = match fixture::fixture_files(&a.files, &fixture::default_dir(path)) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("test: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let Some(rt) = local_runtime() else {
+        return ExitCode::from(1);
+    };
+    let results: Vec<FileResult> = files
+        .iter()
+        .map(|f| {
+            let fixture = fixture::read_file(f);
+            let cases = fixture.cases.map(|cases| {
+                cases
+                    .iter()
+                    .map(|c| rt.block_on(fixture::run_case(&offline, c)))
+                    .collect()
+            });
+            FileResult {
+                name: f.display().to_string(),
+                cases,
+            }
+        })
+        .collect();
+    print!("{}", fixture::text(&results));
+    if let Some(junit) = &a.junit {
+        if let Err(e) = std::fs::write(junit, fixture::junit(&results)) {
+            eprintln!("test: cannot write {}: {e}", junit.display());
+            return ExitCode::from(1);
+        }
+    }
+    let totals = Totals::of(&results);
+    if totals.cases == 0 && totals.errors == 0 {
+        eprintln!("test: no test cases in {} file(s)", files.len());
+    }
+    if totals.all_passed() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+fn explain(a: &ExplainArgs) -> ExitCode {
+    init_logs_at("warn");
+    let now = match a.now.as_deref().map(parse_now) {
+        None => crate::now(),
+        Some(Ok(n)) => n,
+        Some(Err(e)) => {
+            eprintln!("explain: --now: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let grant = match a.grant.as_str() {
+        "refresh_token" => GrantType::RefreshToken,
+        "client_credentials" => GrantType::ClientCredentials,
+        _ => GrantType::AuthorizationCode,
+    };
+    let path = &a.config.config;
+    let Some(offline) = load_offline(path) else {
+        return ExitCode::from(1);
+    };
+    let Some(rt) = local_runtime() else {
+        return ExitCode::from(1);
+    };
+    let query = crate::explain::Query {
+        tenant: a.tenant.clone(),
+        client: a.client.clone(),
+        user: a.user.clone(),
+        scope: a.scope.clone(),
+        grant,
+        ip: a.ip,
+        user_agent: a.user_agent.clone(),
+        now,
+    };
+    match rt.block_on(crate::explain::explain(&offline, &query)) {
+        Ok(text) => {
+            print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("explain: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Unix seconds or an RFC 3339 time.
+fn parse_now(s: &str) -> Result<i64, String> {
+    match s.parse::<i64>() {
+        Ok(n) => Ok(n),
+        Err(_) => fixture::format::Now::Rfc3339(s.to_string()).seconds(),
+    }
 }
 
 fn connect(config: &Config) -> Result<Store, String> {

@@ -2,10 +2,13 @@
 
 pub mod cli;
 pub mod config;
+pub mod explain;
+pub mod fixture;
 pub mod http;
 pub mod jose;
 pub mod metrics;
 pub mod oauth;
+pub mod offline;
 pub mod plugin;
 pub mod runtime;
 pub mod store;

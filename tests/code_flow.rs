@@ -6,7 +6,7 @@
 mod common;
 
 use base64::Engine;
-use common::flow::{field, location, query_param, Flow};
+use common::flow::{field, location, query_param, userinfo, Flow};
 use common::{browser, client, Server};
 use openssl::bn::BigNum;
 use openssl::hash::MessageDigest;
@@ -191,13 +191,7 @@ fn browser_login_consent_code_token_userinfo() {
             serde_json::from_slice(&b64(access.split('.').next().unwrap())).unwrap();
         assert_eq!(header["typ"], "at+jwt");
 
-        let info: Value = client()
-            .get(s.url("/demo/userinfo"))
-            .bearer_auth(access)
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
+        let info = userinfo(&s, "demo", access);
         assert_eq!(info["sub"], claims["sub"]);
         assert_eq!(info["email"], "alice@example.com");
         assert_eq!(info["email_verified"], true);

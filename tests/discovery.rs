@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{client, Server};
+use common::{client, sesame, Server};
 use serde_json::Value;
 
 fn config(es256_key: &str) -> String {
@@ -197,13 +197,9 @@ tenants:
 "#,
     )
     .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sesame"))
-        .args(["check", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let out = sesame(&["check", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1));
+    let err = out.stderr;
     for path in [
         "tenants[0].id:",
         "tenants[0].issuer:",
@@ -217,14 +213,67 @@ tenants:
     }
 
     std::fs::write(&cfg, "tenants:\n  - id: x\n   issuer: y\n").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sesame"))
-        .args(["check", "-c"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8(out.stderr).unwrap();
+    let out = sesame(&["check", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1));
+    let err = out.stderr;
     assert!(err.contains("line 3 column"), "{err}");
+}
+
+#[test]
+fn check_reports_type_errors_and_everything_else_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("bad.yaml");
+    // One tenant, five kinds of mistake: two that fail to deserialize (an
+    // invalid enum value, an unknown key) and three semantic ones they used
+    // to hide.
+    std::fs::write(
+        &cfg,
+        r#"tenants:
+  - id: Acme Corp
+    issuer: https://login.acme.example
+    colour: blue
+    clients:
+      - id: shop
+        secret_hash: "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$0R8X5rmJ1RlV3Xj0pGZaKZ+4b6m2JdW7XGJiyq8Ljb0"
+        redirect_uris: [/callback]
+        grant_types: [authorization_code, password]
+        scopes: [openid, orders:read]
+"#,
+    )
+    .unwrap();
+    let out = sesame(&["check", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(out.code, Some(1));
+    let err = out.stderr;
+    for (path, what, line) in [
+        ("tenants[0].colour", "unknown field `colour`", 4),
+        (
+            "tenants[0].clients[0].grant_types[1]",
+            "unknown variant `password`",
+            9,
+        ),
+        ("tenants[0].id", "may only contain a-z, 0-9 and -", 2),
+        (
+            "tenants[0].clients[0].redirect_uris[0]",
+            "is not an absolute URL",
+            8,
+        ),
+        (
+            "tenants[0].clients[0].scopes[1]",
+            "unknown scope \"orders:read\"",
+            10,
+        ),
+    ] {
+        let found = err
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{path}: ")))
+            .unwrap_or_else(|| panic!("missing {path} in:\n{err}"));
+        assert!(found.contains(what), "{found}");
+        assert!(
+            found.contains(&format!("(line {line} column ")),
+            "{found}: want line {line}"
+        );
+    }
+    assert_eq!(err.lines().count(), 6, "{err}");
 }
 
 #[test]

@@ -1,16 +1,17 @@
 //! Reading a config file: parse YAML, expand `${NAME}`, deserialize with
-//! paths, read `users_file`s, validate — collecting every problem.
+//! paths, read `users_file`s, validate — collecting every problem. A type
+//! error sets aside only the node that failed (`lenient`), so the rest of
+//! the file is still deserialized and validated; every error gets the line
+//! and column of its path (`locate`).
 use std::path::{Path, PathBuf};
 
-use serde::de::DeserializeOwned;
 use serde_yaml::Value;
 
-use super::env::{child_path, expand_value};
+use super::env::expand_value;
+use super::lenient::{self, is_under};
+use super::locate::{locate, with_location};
 use super::validate::validate;
-use super::{
-    Config, ConfigError, ConfigErrors, DatabaseConfig, KeyEncryptionConfig, ServerConfig,
-    TenantConfig, UserConfig, UsersFile,
-};
+use super::{Config, ConfigError, ConfigErrors, UserConfig, UsersFile};
 
 /// Read, parse, expand `${NAME}` from the process environment, read `users_file`s,
 /// and validate (which also reads the signing key files and keeps the parsed
@@ -47,23 +48,19 @@ pub fn load_str(
     let mut errors = Vec::new();
     expand_value(&mut value, "", env, &mut errors);
     let expansion_paths: Vec<String> = errors.iter().map(|e| e.path.clone()).collect();
-    // 3. Types, with paths.
-    let mut config: Config = match deserialize(&value) {
-        Ok(c) => c,
-        Err(first) => {
-            let first = with_location(first, text);
-            let mut more = Vec::new();
-            deserialize_sections(&value, &mut more);
-            // `more` repeats `first` when it finds it; keep `first` (it may have a location).
-            more.retain(|e| e.path != first.path);
-            errors.push(first);
-            errors.extend(more);
-            return Err(ConfigErrors(errors));
-        }
+    // 3. Types, with paths: every type error; what failed is set aside so
+    // that the rest is still read and checked.
+    let typed = lenient::deserialize::<Config>(&value);
+    let repairs = typed.repairs;
+    errors.extend(typed.errors);
+    let Some(mut config) = typed.value else {
+        return Err(ConfigErrors(located(errors, text)));
     };
     // 4. base_dir and users files.
     config.base_dir = base_dir.to_path_buf();
     let mut file_users: Vec<Option<(usize, PathBuf)>> = Vec::new();
+    // Errors about users files, which name their place in the file.
+    let mut in_users_files = Vec::new();
     for (ti, t) in config.tenants.iter_mut().enumerate() {
         let Some(f) = &t.users_file else {
             file_users.push(None);
@@ -73,26 +70,59 @@ pub fn load_str(
         file_users.push(Some((t.users.len(), file.clone())));
         match read_users_file(&file, env) {
             Ok(users) => t.users.extend(users),
-            Err(problems) => errors.extend(problems.into_iter().map(|m| {
+            Err(problems) => in_users_files.extend(problems.into_iter().map(|m| {
                 ConfigError::new(
-                    format!("tenants[{ti}].users_file"),
+                    repairs.original(&format!("tenants[{ti}].users_file")),
                     format!("{}: {m}", file.display()),
                 )
             })),
         }
     }
-    // 5. Semantics. A value whose variable was missing has been reported already.
+    // 5. Semantics. A value whose variable was missing has been reported
+    // already, and so has one that failed to deserialize.
+    // (Validation counts what deserialized; errors are reported as written.)
     for e in validate(&mut config) {
-        if expansion_paths.iter().any(|p| is_under(&e.path, p)) {
-            continue;
+        match blame_users_file(e, &file_users) {
+            Blamed::Config(e) => {
+                let Some(e) = repairs.restore(e) else {
+                    continue;
+                };
+                if !expansion_paths.iter().any(|p| is_under(&e.path, p)) {
+                    errors.push(e);
+                }
+            }
+            Blamed::UsersFile(mut e) => {
+                e.path = repairs.original(&e.path);
+                in_users_files.push(e);
+            }
         }
-        errors.push(blame_users_file(e, &file_users));
     }
+    let mut errors = located(errors, text);
+    errors.extend(in_users_files);
     if errors.is_empty() {
         Ok(config)
     } else {
         Err(ConfigErrors(errors))
     }
+}
+
+/// Most errors given a line and column (each costs a walk through the text).
+const MAX_LOCATED: usize = 100;
+
+/// `errors` with the line and column of their path in `text` (an unknown
+/// key's at the key, anything else's at its value).
+fn located(errors: Vec<ConfigError>, text: &str) -> Vec<ConfigError> {
+    errors
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut e)| {
+            if i < MAX_LOCATED && !e.path.is_empty() {
+                let at_key = e.message.starts_with("unknown field `");
+                e.message = with_location(&e.message, locate(text, &e.path, at_key));
+            }
+            e
+        })
+        .collect()
 }
 
 /// Deepest flow nesting (`[`/`{`) accepted; serde_yaml refuses more than
@@ -159,90 +189,6 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
-fn deserialize<T: DeserializeOwned>(value: &Value) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value)
-        .map_err(|e| ConfigError::new(spec_path(e.path()), e.inner().to_string()))
-}
-
-/// serde_path_to_error writes the document root as `.`; the SPEC writes it empty.
-fn spec_path(p: &serde_path_to_error::Path) -> String {
-    let s = p.to_string();
-    if s == "." {
-        String::new()
-    } else {
-        s
-    }
-}
-
-/// Add line and column to a type error by deserializing the original text,
-/// which knows positions, when that finds the same problem at the same path.
-fn with_location(mut err: ConfigError, text: &str) -> ConfigError {
-    let de = serde_yaml::Deserializer::from_str(text);
-    if let Err(e) = serde_path_to_error::deserialize::<_, Config>(de) {
-        if spec_path(e.path()) == err.path {
-            if let Some(l) = e.inner().location() {
-                err.message = format!("{} (line {} column {})", err.message, l.line(), l.column());
-            }
-        }
-    }
-    err
-}
-
-/// After the whole document failed to deserialize (serde stops at the first
-/// error), try its sections one by one to report the errors of the others.
-fn deserialize_sections(value: &Value, errors: &mut Vec<ConfigError>) {
-    let Value::Mapping(map) = value else { return };
-    for (key, v) in map {
-        let path = child_path("", key);
-        let found = match key.as_str() {
-            Some("server") => deserialize::<ServerConfig>(v).err(),
-            Some("database") => deserialize::<DatabaseConfig>(v).err(),
-            Some("plugins_dir") => deserialize::<PathBuf>(v).err(),
-            Some("key_encryption") => deserialize::<Option<KeyEncryptionConfig>>(v).err(),
-            Some("tenants") => {
-                if let Value::Sequence(items) = v {
-                    for (i, item) in items.iter().enumerate() {
-                        if let Err(e) = deserialize::<TenantConfig>(item) {
-                            errors.push(prefixed(&format!("tenants[{i}]"), e));
-                        }
-                    }
-                    None
-                } else {
-                    deserialize::<Vec<TenantConfig>>(v).err()
-                }
-            }
-            _ => {
-                errors.push(ConfigError::new(
-                    path.clone(),
-                    format!("unknown field `{path}`, expected one of `server`, `database`, `plugins_dir`, `key_encryption`, `tenants`"),
-                ));
-                None
-            }
-        };
-        if let Some(e) = found {
-            errors.push(prefixed(&path, e));
-        }
-    }
-}
-
-fn prefixed(prefix: &str, e: ConfigError) -> ConfigError {
-    let path = if e.path.is_empty() {
-        prefix.to_string()
-    } else if e.path.starts_with('[') {
-        format!("{prefix}{}", e.path)
-    } else {
-        format!("{prefix}.{}", e.path)
-    };
-    ConfigError::new(path, e.message)
-}
-
-/// Is `path` the same as `prefix` or inside it?
-fn is_under(path: &str, prefix: &str) -> bool {
-    path == prefix
-        || (path.starts_with(prefix)
-            && matches!(path.as_bytes().get(prefix.len()), Some(b'.') | Some(b'[')))
-}
-
 /// Read one `users_file`: every problem is a message that names its place in the file.
 fn read_users_file(
     file: &Path,
@@ -256,26 +202,25 @@ fn read_users_file(
     if !errors.is_empty() {
         return Err(errors.into_iter().map(|e| e.to_string()).collect());
     }
-    deserialize::<UsersFile>(&value)
-        .map(|f| f.users)
-        .map_err(|e| vec![with_users_location(e, &text).to_string()])
+    let typed = lenient::deserialize::<UsersFile>(&value);
+    match typed.value {
+        Some(f) if typed.errors.is_empty() => Ok(f.users),
+        _ => Err(located(typed.errors, &text)
+            .into_iter()
+            .map(|e| e.to_string())
+            .collect()),
+    }
 }
 
-fn with_users_location(mut err: ConfigError, text: &str) -> ConfigError {
-    let de = serde_yaml::Deserializer::from_str(text);
-    if let Err(e) = serde_path_to_error::deserialize::<_, UsersFile>(de) {
-        if spec_path(e.path()) == err.path {
-            if let Some(l) = e.inner().location() {
-                err.message = format!("{} (line {} column {})", err.message, l.line(), l.column());
-            }
-        }
-    }
-    err
+/// Where a validation error belongs: the config file, or a users file.
+enum Blamed {
+    Config(ConfigError),
+    UsersFile(ConfigError),
 }
 
 /// A validation error about a user read from a `users_file` names the file
 /// and the user's place in it rather than the merged list.
-fn blame_users_file(e: ConfigError, file_users: &[Option<(usize, PathBuf)>]) -> ConfigError {
+fn blame_users_file(e: ConfigError, file_users: &[Option<(usize, PathBuf)>]) -> Blamed {
     for (ti, fu) in file_users.iter().enumerate() {
         let Some((inline, file)) = fu else { continue };
         let prefix = format!("tenants[{ti}].users[");
@@ -291,7 +236,7 @@ fn blame_users_file(e: ConfigError, file_users: &[Option<(usize, PathBuf)>]) -> 
         if index < *inline {
             continue;
         }
-        return ConfigError::new(
+        return Blamed::UsersFile(ConfigError::new(
             format!("tenants[{ti}].users_file"),
             format!(
                 "{}: users[{}]{tail}: {}",
@@ -299,9 +244,9 @@ fn blame_users_file(e: ConfigError, file_users: &[Option<(usize, PathBuf)>]) -> 
                 index - inline,
                 e.message
             ),
-        );
+        ));
     }
-    e
+    Blamed::Config(e)
 }
 
 #[cfg(test)]
@@ -489,8 +434,10 @@ tenants:
     fn unknown_keys_are_errors_with_their_path() {
         let yaml = "tenants:\n  - id: a\n    issuer: https://a.example\n    clients:\n      - id: c\n        redirect_uri: https://a.example/cb\n";
         let errs = errors(yaml);
-        assert_eq!(errs.len(), 1, "{errs:#?}");
+        // The misspelt key, and what its absence means: both are said.
+        assert_eq!(errs.len(), 2, "{errs:#?}");
         assert_eq!(errs[0].path, "tenants[0].clients[0].redirect_uri");
+        assert_eq!(errs[1].path, "tenants[0].clients[0].redirect_uris");
         assert!(
             errs[0].message.contains("unknown field `redirect_uri`"),
             "{errs:#?}"
@@ -558,6 +505,50 @@ tenants:
     }
 
     #[test]
+    fn type_errors_hide_nothing_else_in_their_tenant() {
+        let yaml = "tenants:
+  - id: Bad_Id
+    issuer: https://a.example
+    colour: blue
+    clients:
+      - id: c
+        redirect_uris: [/callback]
+        grant_types: [password, authorization_code]
+        scopes: [openid, nosuch]
+      - id: d
+        redirect_uris: [https://a.example/cb]
+        require_pkce: maybe
+        token_endpoint_auth_method: none
+  - id: b
+    issuer: https://b.example
+    users:
+      - 5
+      - { username: '', password_hash: x }
+";
+        let errs = errors(yaml);
+        let got: Vec<String> = errs.iter().map(|e| e.to_string()).collect();
+        let want = [
+            "tenants[0].colour: unknown field `colour`",
+            "tenants[0].clients[0].grant_types[0]: unknown variant `password`",
+            "tenants[0].clients[1].require_pkce: invalid type",
+            "tenants[1].users[0]: invalid type: integer `5`",
+            "tenants[0].id: tenant id \"Bad_Id\" may only contain",
+            "tenants[0].clients[0].redirect_uris[0]: \"/callback\" is not an absolute URL",
+            "tenants[0].clients[0].scopes[1]: unknown scope \"nosuch\"",
+            "tenants[1].users[1].username:",
+            "tenants[1].users[1].password_hash:",
+        ];
+        let lines = [4, 8, 12, 17, 2, 7, 9, 18, 18];
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        for ((g, w), line) in got.iter().zip(want).zip(lines) {
+            assert!(g.starts_with(w), "got {g:?}, want {w:?}...");
+            assert!(
+                g.contains(&format!("(line {line} column ")),
+                "{g:?}: line {line}"
+            );
+        }
+    }
+    #[test]
     fn variables_are_expanded_in_string_values() {
         let yaml = "database:\n  url: ${DB}\ntenants:\n  - id: a\n    issuer: https://${HOST}/a\n";
         let env = vars(&[
@@ -590,11 +581,11 @@ tenants:
             vec![
                 ConfigError::new(
                     "tenants[0].issuer",
-                    "environment variable ISSUER is not set"
+                    "environment variable ISSUER is not set (line 3 column 13)"
                 ),
                 ConfigError::new(
                     "tenants[0].clients[0].secret",
-                    "environment variable SECRET is not set"
+                    "environment variable SECRET is not set (line 6 column 17)"
                 ),
             ]
         );
@@ -773,7 +764,7 @@ tenants:
         let errs = load_str("database:\n  pool_size: 0\n", Path::new("/x"), &|_| None).unwrap_err();
         assert_eq!(
             errs.to_string(),
-            "database.pool_size: pool_size must be greater than 0"
+            "database.pool_size: pool_size must be greater than 0 (line 2 column 14)"
         );
     }
 

@@ -16,11 +16,14 @@ use crate::jose::{Alg, KeyEncryptionKey, SigningKey};
 
 mod duration;
 mod env;
+mod lenient;
 mod load;
+mod locate;
 mod restart;
 mod validate;
 
 pub use load::{load, load_str};
+pub use locate::{locate, with_location};
 pub use restart::restart_only_changes;
 pub use validate::{validate, warnings, REGISTERED_CLAIMS};
 

@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::access_token::{self, MAX_TOKEN_LEN};
+use super::access_token::{self, ValidToken, MAX_TOKEN_LEN};
 use super::client_auth;
 use super::hook;
 use super::scope::Scopes;
@@ -56,7 +56,7 @@ async fn access_token_info(
         Err(e) if e.code == super::ErrorCode::InvalidToken => return Ok(None),
         Err(e) => return Err(e),
     };
-    let row = valid.row;
+    let row = &valid.row;
     let for_caller = row.client_id == caller.id
         || ctx
             .tenant
@@ -65,6 +65,12 @@ async fn access_token_info(
     if !for_caller {
         return Ok(None);
     }
+    access_token_answer(ctx, valid).await.map(Some)
+}
+
+/// The answer about a valid access token, for a caller allowed to see it.
+pub async fn access_token_answer(ctx: &Ctx<'_>, valid: ValidToken) -> Result<Value, OAuthError> {
+    let row = valid.row;
     let mut out = json!({
         "active": true,
         "token_type": "Bearer",
@@ -106,7 +112,7 @@ async fn access_token_info(
             }
         }
     }
-    Ok(Some(out))
+    Ok(out)
 }
 
 /// Introspection members no script claim may replace.

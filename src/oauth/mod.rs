@@ -10,6 +10,7 @@ pub mod consent;
 pub mod context;
 pub mod cpu;
 pub mod discovery;
+pub mod dry_run;
 pub mod error;
 pub mod grant;
 pub mod hook;

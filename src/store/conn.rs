@@ -122,6 +122,12 @@ impl ManageConnection for Manager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
+        if self.url.is_empty() {
+            // `Store::offline`: a URL always names something.
+            return Err(diesel::r2d2::Error::ConnectionError(
+                ConnectionError::BadConnection("no database (an offline store)".into()),
+            ));
+        }
         let conn: Result<DbConnection, ConnectionError> = match self.backend {
             #[cfg(feature = "sqlite")]
             Backend::Sqlite => {

@@ -131,6 +131,29 @@ impl Store {
         (s.connections, s.idle_connections)
     }
 
+    /// A store with no database behind it: every question fails at once
+    /// with `Unavailable`, and nothing is ever opened. For the commands that
+    /// run the protocol core without a server (`sesame test`, `sesame
+    /// explain`), on paths that ask the store nothing.
+    pub fn offline() -> Store {
+        let pool = Pool::builder()
+            .max_size(1)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_millis(1))
+            .build_unchecked(Manager {
+                backend: Backend::Sqlite,
+                url: String::new(),
+            });
+        Store {
+            pool,
+            backend: Backend::Sqlite,
+            deadline: Duration::from_millis(10),
+            ping_deadline: Duration::from_millis(10),
+            writer: None,
+            wait: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+        }
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }

@@ -189,3 +189,14 @@ pub fn introspect(s: &Server, tenant: &str, id: &str, secret: &str, token: &str)
     assert_eq!(r.status(), 200);
     r.json().unwrap()
 }
+
+/// `/userinfo` with `token` as the bearer; the JSON answer.
+pub fn userinfo(s: &Server, tenant: &str, token: &str) -> Value {
+    let r = client()
+        .get(s.url(&format!("/{tenant}/userinfo")))
+        .bearer_auth(token)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().unwrap()
+}

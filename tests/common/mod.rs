@@ -32,6 +32,27 @@ pub fn jwt_claims(jwt: &str) -> serde_json::Value {
     .expect("JSON claims")
 }
 
+/// What one run of a `sesame` command said.
+pub struct Ran {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Run `sesame ARGS...` to completion (a command, not the server).
+pub fn sesame(args: &[&str]) -> Ran {
+    let out = Command::new(env!("CARGO_BIN_EXE_sesame"))
+        .args(args)
+        .env_remove("SESAME_CONFIG")
+        .output()
+        .expect("run sesame");
+    Ran {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// A running sesame process; killed on drop.
 pub struct Server {
     child: Child,
