@@ -157,6 +157,12 @@ impl Metrics {
             requests.clone(),
         );
         let responses = Family::<ClassLabel, Counter>::default();
+        // Every class is there from the start, at 0 (an alert on 5xx needs the series).
+        for class in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
+            let _ = responses.get_or_create(&ClassLabel {
+                class: class.to_string(),
+            });
+        }
         registry.register(
             "sesame_http_responses",
             "HTTP responses by status class",

@@ -58,6 +58,9 @@ tenants:
         secret: victim-secret
         grant_types: [client_credentials]
         scopes: [api]
+    # svc checks at the end that every issued token is still active.
+    resource_servers:
+      - {{ identifier: "https://api.test", client: svc, scopes: [api, openid] }}
 "#
     )
 }
