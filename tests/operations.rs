@@ -93,15 +93,7 @@ fn audit_events_and_access_lines_in_json_with_no_secret_in_them() {
     assert_eq!(attempt("alice", "wrong-pa55-9b1c").status(), 401);
     assert_eq!(attempt("hunter2-typed-as-name", "x").status(), 401);
     let consent = attempt("alice", "wonderland").text().unwrap();
-    let r = b
-        .post(s.url("/demo/consent"))
-        .form(&[
-            ("rid", field(&consent, "rid")),
-            ("csrf", field(&consent, "csrf")),
-            ("decision", "allow".to_string()),
-        ])
-        .send()
-        .unwrap();
+    let r = common::flow::answer_consent(s, &b, &consent, "allow");
     let code = common::flow::query_param(&location(&r), "code").unwrap();
     let t = exchange(s, "demo", "web", SECRET, &code, CB);
     let refresh = t["refresh_token"].as_str().unwrap().to_string();

@@ -359,15 +359,7 @@ fn consent_answers_only_for_the_session_it_was_asked_of() {
     };
     let _ = consent_page(&s, &b, &bob);
     // ...and alice's consent form no longer decides anything.
-    let r = b
-        .post(s.url("/demo/consent"))
-        .form(&[
-            ("rid", field(&asked_alice, "rid")),
-            ("csrf", field(&asked_alice, "csrf")),
-            ("decision", "allow".to_string()),
-        ])
-        .send()
-        .unwrap();
+    let r = common::flow::answer_consent(&s, &b, &asked_alice, "allow");
     assert_eq!(r.status(), 400, "no code for bob from alice's consent");
     assert!(r.headers().get("location").is_none());
 }

@@ -137,6 +137,18 @@ impl<'a> Flow<'a> {
     }
 }
 
+/// Answer the consent page `html` of `/demo` with `decision` (`allow` or `deny`).
+pub fn answer_consent(s: &Server, b: &Client, html: &str, decision: &str) -> Response {
+    b.post(s.url("/demo/consent"))
+        .form(&[
+            ("rid", field(html, "rid")),
+            ("csrf", field(html, "csrf")),
+            ("decision", decision.to_string()),
+        ])
+        .send()
+        .unwrap()
+}
+
 /// POST to a tenant endpoint with HTTP Basic client authentication.
 pub fn post_basic(
     s: &Server,
