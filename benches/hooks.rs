@@ -79,6 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let start = Policy {
         granted: requested.clone(),
         refresh_token: true,
+        shortened: Default::default(),
     };
     time(
         "scope_policy x2 (scope_by_group + offline_access), bob",
@@ -92,9 +93,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The fixed cost: building ctx and calling a hook that does nothing.
     let mut empty = (**web).clone();
     empty.plugins = vec![Arc::new(Script::compile(
-        Arc::new(sesame::plugin::engine::sandboxed()),
         "empty.rhai",
         "fn userinfo_claims(ctx) { () }",
+        sesame::plugin::DEFAULT_TIME_LIMIT,
     )?)];
     let empty_ctx = HookContext {
         client: &empty,

@@ -6,13 +6,17 @@
 //!     LOAD_SECONDS=5 LOAD_CONCURRENCY=64 cargo bench --bench load
 //!     LOAD_ONLY=cc_jwt,introspect cargo bench --bench load
 //!     LOAD_SESAME_BIN=/path/to/other/sesame cargo bench --bench load
+//!     LOAD_DATABASE_URL=postgres://postgres@127.0.0.1/sesame_load cargo bench --bench load
 //!
 //! Request scenarios use `wrk` (Debian package `wrk`) with Lua for POST
 //! bodies, and so does the code flow over an SSO session (a Lua script turns
 //! each authorize redirect's code into the next token request); refresh
 //! rotation and the code flow with a fresh login use the async driver below.
 //! Point it at another server with `LOAD_TARGET=<issuer URL>` (JWT access
-//! tokens) and optionally `LOAD_TARGET_OPAQUE=<issuer URL>` (opaque ones):
+//! tokens) and optionally `LOAD_TARGET_OPAQUE=<issuer URL>` (opaque ones),
+//! `LOAD_TARGET_ES256` and `LOAD_TARGET_EDDSA` (JWTs signed ES256, EdDSA: the
+//! `cc_jwt_es256`, `cc_jwt_eddsa` and `flow_sso_es256` scenarios, which on
+//! sesame run on its `es256` and `eddsa` tenants):
 //! endpoints come from discovery, and the server needs the confidential
 //! clients `cc` and `rs` (secrets `cc-secret`, `rs-secret`, grant
 //! `client_credentials`) and `web` (`web-secret`, redirect URI
@@ -42,19 +46,30 @@ use support::free_port;
 const ALICE_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$NsHg1qjI2jqUgdLfsM+dKA$BpKVbbPKfz1wafWi/RkozYWTB0CYgl6+ub/G00BwWoU";
 const CB: &str = "http://bench.test/cb";
 
+/// Users the sign-in scenario spreads its browsers over (`signer00`, ...).
+const SIGNERS: usize = 64;
+
 fn config(port: u16, db: &str) -> String {
-    let tenant = |id: &str, format: &str| {
+    let signers: String = (0..SIGNERS)
+        .map(|i| format!("      - {{ username: signer{i:02}, password_hash: \"{ALICE_HASH}\" }}\n"))
+        .collect();
+    let tenant = |id: &str, format: &str, alg: &str| {
         format!(
             r#"
   - id: {id}
     issuer: http://127.0.0.1:{port}/{id}
     access_token_format: {format}
+    signing: {{ alg: {alg} }}
     scopes:
       api: {{ description: The API }}
+    # Every simulated browser comes from 127.0.0.1: the per-address
+    # limit on sign-ins verified at once would otherwise be what is measured.
+    throttle: {{ ip_max_failures: 100000 }}
     users:
       - username: alice
         password_hash: "{ALICE_HASH}"
         claims: {{ name: Alice Martin, email: alice@example.com, email_verified: true }}
+{signers}
     clients:
       - id: cc
         secret: cc-secret
@@ -76,9 +91,12 @@ fn config(port: u16, db: &str) -> String {
         )
     };
     format!(
-        "server: {{ listen: \"127.0.0.1:{port}\" }}\ndatabase: {{ url: \"{db}\", pool_size: 8 }}\ntenants:{}{}",
-        tenant("jwt", "jwt"),
-        tenant("opaque", "opaque")
+        "server: {{ listen: \"127.0.0.1:{port}\" }}\ndatabase: {{ url: \"{db}\", pool_size: 8 }}\ntenants:{}{}{}{}",
+        tenant("jwt", "jwt", "RS256"),
+        tenant("opaque", "opaque", "RS256"),
+        // Where the signature stops being the floor: the rest of the path shows.
+        tenant("es256", "jwt", "ES256"),
+        tenant("eddsa", "jwt", "EdDSA")
     )
 }
 
@@ -133,7 +151,10 @@ fn start() -> Target {
     }
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let db = format!("sqlite://{}", dir.path().join("bench.db").display());
+    // LOAD_DATABASE_URL: a MariaDB or PostgreSQL database instead (emptied
+    // by the caller: sesame migrates it at start).
+    let db = std::env::var("LOAD_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
     let cfg = dir.path().join("bench.yaml");
     std::fs::write(&cfg, config(port, &db)).unwrap();
     let child = serve(&cfg);
@@ -443,10 +464,15 @@ fn authorize_url(ep: &Endpoints, scope: &str) -> String {
     u.to_string()
 }
 
-/// Sign in (no session yet) and return the code: follow the redirects, and
-/// fill in sesame's sign-in form when it shows up (the reference server
+/// Sign in (no session yet) and return the code: follow the redirects
+/// (the sign-in's too), and fill in sesame's sign-in form when it shows up (the reference server
 /// signs in without one).
 async fn login_flow(b: &reqwest::Client, ep: &Endpoints, scope: &str) -> String {
+    login_flow_as(b, ep, scope, "alice").await
+}
+
+/// [`login_flow`] signing in as `username`.
+async fn login_flow_as(b: &reqwest::Client, ep: &Endpoints, scope: &str, username: &str) -> String {
     let mut at = url::Url::parse(&authorize_url(ep, scope)).unwrap();
     for _ in 0..10 {
         let r = b.get(at.clone()).send().await.unwrap();
@@ -473,13 +499,27 @@ async fn login_flow(b: &reqwest::Client, ep: &Endpoints, scope: &str) -> String 
                 .form(&[
                     ("rid", field(&html, "rid")),
                     ("csrf", field(&html, "csrf")),
-                    ("username", "alice".to_string()),
+                    ("username", username.to_string()),
                     ("password", "wonderland".to_string()),
                 ])
                 .send()
                 .await
                 .unwrap();
-            return code_of(r.headers()["location"].to_str().unwrap());
+            // Post/redirect/get: on to the consent step, which redirects with the code.
+            let Some(next) = r.headers().get("location").cloned() else {
+                let status = r.status();
+                let body = r.text().await.unwrap_or_default();
+                panic!(
+                    "sign-in answered {status}, not a redirect: {}",
+                    &body[..body.len().min(400)]
+                );
+            };
+            // (A server before post/redirect/get sends the code at once.)
+            at = loc.join(next.to_str().unwrap()).unwrap();
+            if at.as_str().starts_with(CB) {
+                return code_of(at.as_str());
+            }
+            continue;
         }
         at = loc;
     }
@@ -597,6 +637,38 @@ async fn client_credentials(token_endpoint: &str) -> String {
     t["access_token"].as_str().unwrap().to_string()
 }
 
+/// Code flows over one SSO session at `ep`: one sign-in sets the session
+/// up; wrk then runs the flows with its cookie: GET authorize (session) →
+/// code → POST token.
+fn sso_flows(
+    s: &Settings,
+    rt: &tokio::runtime::Runtime,
+    pid: Option<u32>,
+    ep: &Endpoints,
+) -> (Figures, Option<f64>) {
+    let jar = Arc::new(reqwest::cookie::Jar::default());
+    let b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar.clone())
+        .build()
+        .unwrap();
+    let authorize = url::Url::parse(&authorize_url(ep, "openid profile")).unwrap();
+    rt.block_on(async {
+        let code = login_flow(&b, ep, "openid profile").await;
+        exchange(&b, ep, &code).await;
+    });
+    let cookie = reqwest::cookie::CookieStore::cookies(&*jar, &authorize)
+        .expect("the sign-in set a session cookie");
+    let token = url::Url::parse(&ep.token).unwrap();
+    let lua = sso_flow_lua(
+        &authorize[url::Position::BeforePath..],
+        token.path(),
+        cookie.to_str().unwrap(),
+        &basic("web", "web-secret"),
+    );
+    with_rss(pid, || run_wrk(s, &ep.token, &lua, Some("flows")))
+}
+
 fn main() {
     let s = settings();
     let target = start();
@@ -625,6 +697,18 @@ fn main() {
     };
     let ep = rt.block_on(discover(&jwt));
     let ep_opaque = opaque.as_deref().map(|o| rt.block_on(discover(o)));
+    // The ES256 and EdDSA issuers (another server's with LOAD_TARGET_ES256,
+    // LOAD_TARGET_EDDSA: the reference with ALG=ES256 / ALG=EdDSA).
+    let other_alg = |tenant: &str, var: &str| {
+        let issuer = if foreign {
+            std::env::var(var).ok()
+        } else {
+            Some(format!("{}/{tenant}", target.base))
+        };
+        issuer.map(|i| rt.block_on(discover(&i)))
+    };
+    let ep_es256 = other_alg("es256", "LOAD_TARGET_ES256");
+    let ep_eddsa = other_alg("eddsa", "LOAD_TARGET_EDDSA");
 
     // Tokens the request scenarios need: a client token to introspect (an
     // opaque one when there is an opaque issuer) and, on sesame, a user's.
@@ -681,6 +765,17 @@ fn main() {
             cc_basic.clone(),
         ),
     ];
+    for (name, other) in [("cc_jwt_es256", &ep_es256), ("cc_jwt_eddsa", &ep_eddsa)] {
+        if let Some(o) = other {
+            simple.push((
+                name,
+                o.token.clone(),
+                "POST",
+                cc_body.clone(),
+                cc_basic.clone(),
+            ));
+        }
+    }
     if let Some(o) = &ep_opaque {
         simple.push(("cc_opaque", o.token.clone(), "POST", cc_body, cc_basic));
     }
@@ -790,45 +885,27 @@ fn main() {
     // token) per flow, as in the reference's flow figure.
     let flow_ep = ep_opaque.clone().unwrap_or_else(|| ep.clone());
     if wanted("flow_sso") {
-        // One sign-in sets up the SSO session; wrk then runs the flows with
-        // its cookie: GET authorize (session) → code → POST token.
-        let jar = Arc::new(reqwest::cookie::Jar::default());
-        let b = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .cookie_provider(jar.clone())
-            .build()
-            .unwrap();
-        let authorize = url::Url::parse(&authorize_url(&flow_ep, "openid profile")).unwrap();
-        rt.block_on(async {
-            let code = login_flow(&b, &flow_ep, "openid profile").await;
-            exchange(&b, &flow_ep, &code).await;
-        });
-        let cookie = reqwest::cookie::CookieStore::cookies(&*jar, &authorize)
-            .expect("the sign-in set a session cookie");
-        let token = url::Url::parse(&flow_ep.token).unwrap();
-        let lua = sso_flow_lua(
-            &authorize[url::Position::BeforePath..],
-            token.path(),
-            cookie.to_str().unwrap(),
-            &basic("web", "web-secret"),
-        );
-        let (f, rss) = with_rss(target.pid, || {
-            run_wrk(&s, &flow_ep.token, &lua, Some("flows"))
-        });
+        let (f, rss) = sso_flows(&s, &rt, target.pid, &flow_ep);
         report("flow_sso (flows)", f, rss);
+    }
+    if let Some(es) = ep_es256.as_ref().filter(|_| wanted("flow_sso_es256")) {
+        let (f, rss) = sso_flows(&s, &rt, target.pid, es);
+        report("flow_sso_es256 (flows)", f, rss);
     }
 
     if wanted("flow_login") {
         let flow_ep = flow_ep.clone();
-        let workers: Vec<()> = vec![(); s.concurrency];
+        // One user per browser: many people signing in, not one person 64 times at once.
+        let workers: Vec<usize> = (0..s.concurrency).collect();
         let (f, rss) = with_rss(target.pid, || {
-            rt.block_on(drive(&s, workers, move |_: ()| {
+            rt.block_on(drive(&s, workers, move |i: usize| {
                 let ep = flow_ep.clone();
                 async move {
                     let b = browser();
-                    let code = login_flow(&b, &ep, "openid profile").await;
+                    let user = format!("signer{:02}", i % SIGNERS);
+                    let code = login_flow_as(&b, &ep, "openid profile", &user).await;
                     let t = exchange(&b, &ep, &code).await;
-                    ((), t["id_token"].is_string())
+                    (i, t["id_token"].is_string())
                 }
             }))
         });

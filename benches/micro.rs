@@ -12,8 +12,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sesame::http::pages::{render, Facts};
 use sesame::jose::{Alg, SigningKey};
 use sesame::oauth::client_auth::authenticate;
+use sesame::oauth::outcome::{LoginView, Notice, Page};
 use sesame::oauth::{Credentials, Ctx, RequestFacts, Services};
 use sesame::store::{AccessTokenRow, CodeConsumption, CodeRow, Issued, Store, TokenHash};
 use sesame::tenant::Tenant;
@@ -144,6 +146,10 @@ fn main() {
                 expires_at: i64::MAX / 2,
                 consumed_at: None,
                 redirect_uri_sent: true,
+                generation: String::new(),
+                resource: None,
+                dpop_jkt: None,
+                sid: None,
             };
             rt.block_on(async {
                 store.insert_code(row).await.unwrap();
@@ -162,6 +168,9 @@ fn main() {
                     created_at: 2,
                     expires_at: i64::MAX / 2,
                     revoked_at: None,
+                    generation: String::new(),
+                    jkt: None,
+                    audience: None,
                 };
                 let issued = Issued {
                     access_token: Some(access),
@@ -172,4 +181,28 @@ fn main() {
             });
         },
     );
+
+    for (name, accept_language) in [("en", "en-GB,en;q=0.9"), ("fr", "fr-FR,fr;q=0.9,en;q=0.5")] {
+        let page = Page::Login(LoginView {
+            rid: "6F0ecjB-TG7vUIb1N-NjWylaN1efWO3gMJzw0MVRiCE".into(),
+            csrf: "ndjtnTtlFjqgLBowcTgiUYIGdRS3M3mRkigb9E2aubE".into(),
+            client_id: "plain".into(),
+            client_name: "Chemin de l'eau <Photos>".into(),
+            username: "alice@example.com".into(),
+            notice: Some(Notice::BadCredentials),
+            ui_locales: None,
+        });
+        let facts = Facts {
+            ui_locales: None,
+            accept_language: Some(accept_language),
+            request_id: "d692c1d790b974d1",
+            client_id: Some("plain"),
+        };
+        bench(
+            &format!("sign-in page render ({name}, failed sign-in)"),
+            || {
+                std::hint::black_box(render(&t, &page, &facts));
+            },
+        );
+    }
 }

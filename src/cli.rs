@@ -1,4 +1,5 @@
-//! The command line: serve, check, migrate, keygen, hash, test, explain.
+//! The command line: serve, check, migrate, keygen, hash, test, explain,
+//! revoke, plan, keys.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -49,6 +50,95 @@ pub enum Command {
     /// Print what sesame would issue for one request (ID token, access token,
     /// userinfo, introspection) and how the scope decision was reached.
     Explain(ExplainArgs),
+    /// End grants (codes, refresh families, access tokens) and browser
+    /// sessions in the database, for every node: by client, user, session or
+    /// configuration generation; prints what was ended.
+    Revoke(RevokeArgs),
+    /// Compare a configuration with the one the deployment serves (as its
+    /// nodes recorded it in the database) and print what would change, with
+    /// warnings for what would cut off users signed in now. Exit 0: no
+    /// change; 2: changes; 3: changes with warnings; 1: no plan could be made.
+    Plan(PlanArgs),
+    /// The tenants' signing keys: list them with their state, or retire a
+    /// key of a tenant's key ring (signing.rotation) at once, for every node.
+    Keys(KeysArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Compare with this generation instead of the one the live nodes serve.
+    #[arg(long)]
+    pub against: Option<String>,
+    /// Fixture files or folders to run against the new configuration
+    /// (default: tests/NAME/ beside NAME.yaml, when it exists).
+    #[arg(long = "fixtures", value_name = "FILES")]
+    pub fixtures: Vec<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeysArgs {
+    #[command(subcommand)]
+    pub command: KeysCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Each tenant's keys with their state (next, signing, rotated out,
+    /// expired, retired) and times.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Only this tenant.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Retire a (compromised) key now: it stops signing, leaves JWKS and
+    /// stops verifying on every node within its next ring check; a fresh key
+    /// signs in its place if it was signing.
+    Retire {
+        #[command(flatten)]
+        config: ConfigArg,
+        /// Tenant id (may be left out when there is one tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// The key's `kid`, as JWKS and `sesame keys list` show it.
+        #[arg(long)]
+        kid: String,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RevokeArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Tenant id (may be left out when there is one tenant).
+    #[arg(long)]
+    pub tenant: Option<String>,
+    /// Only the grants of this client.
+    #[arg(long)]
+    pub client: Option<String>,
+    /// Only the grants of this user: a username of the tenant, or a `sub`.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only grants with a code or token issued by this configuration
+    /// generation (as `/readyz` and the reload log show it).
+    #[arg(long)]
+    pub generation: Option<String>,
+    /// End this one browser session (its `sid`), and nothing else.
+    #[arg(long, conflicts_with_all = ["client", "user", "generation", "sessions"])]
+    pub session: Option<String>,
+    /// Also sign the user (or, with no --user and no --client, everyone of the
+    /// tenant) out of their browser sessions.
+    #[arg(long)]
+    pub sessions: bool,
+    /// With no filter: end every grant of the tenant.
+    #[arg(long)]
+    pub all: bool,
+    /// Count what would be ended; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -110,8 +200,13 @@ pub fn run() -> ExitCode {
         Command::Migrate(a) => migrate(&a.config),
         Command::Keygen { alg } => keygen(alg),
         Command::Hash => hash(),
-        Command::Test(a) => test(&a),
-        Command::Explain(a) => explain(&a),
+        // Hooks run on this thread there: give it the stack of a hook thread.
+        Command::Test(a) => crate::plugin::engine::on_script_stack(|| test(&a)),
+        Command::Explain(a) => crate::plugin::engine::on_script_stack(|| explain(&a)),
+        Command::Revoke(a) => revoke(&a),
+        // Fixtures run hooks on this thread.
+        Command::Plan(a) => crate::plugin::engine::on_script_stack(|| plan(&a)),
+        Command::Keys(a) => keys(&a.command),
     }
 }
 
@@ -321,14 +416,261 @@ fn parse_now(s: &str) -> Result<i64, String> {
     }
 }
 
+/// The store of a one-shot command (see `Store::connect_for_command`).
 fn connect(config: &Config) -> Result<Store, String> {
-    Store::connect(
+    Store::connect_for_command(
         &config.database.url,
-        config.database.pool_size,
         config.database.connect_timeout,
         &config.base_dir,
     )
     .map_err(|e| e.to_string())
+}
+
+fn revoke(a: &RevokeArgs) -> ExitCode {
+    let path = &a.config.config;
+    let Some(config) = load_or_report(path) else {
+        return ExitCode::from(1);
+    };
+    init_logs(config.server.log_format);
+    let Some(offline) = load_offline(path) else {
+        return ExitCode::from(1);
+    };
+    let tenant = match offline.tenant(a.tenant.as_deref()) {
+        Ok((t, _)) => t,
+        Err(e) => {
+            eprintln!("revoke: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let nothing_named =
+        a.client.is_none() && a.user.is_none() && a.generation.is_none() && a.session.is_none();
+    if nothing_named && !a.all && !a.sessions {
+        eprintln!(
+            "revoke: name what to end (--client, --user, --generation, --session), \
+             or pass --all to end every grant of tenant {}",
+            tenant.id
+        );
+        return ExitCode::from(2);
+    }
+    if let Some(c) = a.client.as_deref().filter(|c| tenant.client(c).is_none()) {
+        eprintln!("revoke: tenant {} has no client {c}", tenant.id);
+        return ExitCode::from(2);
+    }
+    // A username of the tenant, else taken as a sub (the user may be gone
+    // from the configuration, and their grants with them).
+    let user_sub = a.user.as_deref().map(|u| {
+        tenant
+            .user(u)
+            .map(|user| user.sub.clone())
+            .unwrap_or_else(|| u.to_string())
+    });
+    let filter = crate::store::RevokeFilter {
+        client_id: a.client.clone(),
+        user_sub: user_sub.clone(),
+        generation: a.generation.clone(),
+        sid: a.session.clone(),
+        sessions: a.sessions,
+        backchannel_clients: tenant.backchannel_clients(),
+    };
+    let Some(rt) = local_runtime() else {
+        return ExitCode::from(1);
+    };
+    let now = crate::now();
+    // Unrecorded client_credentials JWTs carry no user: a revocation by
+    // tenant, client or generation also ends them, through a marker kept
+    // until the longest of them would have expired.
+    let marker = (user_sub.is_none() && a.session.is_none()).then(|| {
+        let longest = tenant
+            .clients
+            .values()
+            .map(|c| c.lifetimes.access_token)
+            .chain([tenant.lifetimes.access_token])
+            .max()
+            .unwrap_or_default();
+        crate::store::RevocationMarker {
+            client_id: a.client.clone().unwrap_or_default(),
+            generation: a.generation.clone().unwrap_or_default(),
+            issued_before: now,
+            expires_at: now + longest.as_secs() as i64 + 1,
+        }
+    });
+    let result = connect(&config).and_then(|store| {
+        rt.block_on(async {
+            let revoked = store
+                .revoke_matching(&tenant.id, filter, now, a.dry_run)
+                .await?;
+            if let Some(m) = marker.clone().filter(|_| !a.dry_run) {
+                store.add_revocation_marker(&tenant.id, m).await?;
+            }
+            Ok::<_, crate::store::StoreError>(revoked)
+        })
+        .map_err(|e| e.to_string())
+    });
+    let r = match result {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("revoke: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if !a.dry_run {
+        tracing::warn!(
+            event = "grants.revoked",
+            tenant = %tenant.id,
+            client_id = a.client.as_deref(),
+            sub = user_sub.as_deref(),
+            generation = a.generation.as_deref(),
+            sid = a.session.as_deref(),
+            grants = r.grants,
+            codes = r.codes,
+            refresh_tokens = r.refresh_tokens,
+            access_tokens = r.access_tokens,
+            sessions = r.sessions,
+            backchannel_logouts = r.logouts,
+            unrecorded_jwts = marker.is_some(),
+            "grants revoked by an operator"
+        );
+    }
+    println!(
+        "{} {} grant(s): {} code(s), {} refresh token(s), {} access token(s); {} session(s)",
+        if a.dry_run { "would end" } else { "ended" },
+        r.grants,
+        r.codes,
+        r.refresh_tokens,
+        r.access_tokens,
+        r.sessions
+    );
+    if r.logouts > 0 {
+        println!(
+            "queued {} back-channel logout message(s): the serving nodes deliver them",
+            r.logouts
+        );
+    }
+    if marker.is_some() {
+        println!(
+            "{} every unrecorded client_credentials JWT access token {}issued until now \
+             (on every node within {}s)",
+            if a.dry_run {
+                "would also end"
+            } else {
+                "also ended"
+            },
+            match (&a.client, &a.generation) {
+                (Some(c), Some(g)) => format!("of client {c} from generation {g} "),
+                (Some(c), None) => format!("of client {c} "),
+                (None, Some(g)) => format!("from generation {g} "),
+                (None, None) => format!("of tenant {} ", tenant.id),
+            },
+            crate::oauth::MARKERS_FRESH.as_secs()
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn plan(a: &PlanArgs) -> ExitCode {
+    init_logs_at("warn");
+    let path = &a.config.config;
+    let Some(offline) = load_offline(path) else {
+        return ExitCode::from(crate::plan::EXIT_ERROR);
+    };
+    let Some(rt) = local_runtime() else {
+        return ExitCode::from(crate::plan::EXIT_ERROR);
+    };
+    let default = fixture::default_dir(path);
+    let fixtures = if a.fixtures.is_empty() && !default.is_dir() {
+        None
+    } else {
+        match fixture::fixture_files(&a.fixtures, &default) {
+            Ok(files) => {
+                let results: Vec<FileResult> = files
+                    .iter()
+                    .map(|f| FileResult {
+                        name: f.display().to_string(),
+                        cases: fixture::read_file(f).cases.map(|cases| {
+                            cases
+                                .iter()
+                                .map(|c| rt.block_on(fixture::run_case(&offline, c)))
+                                .collect()
+                        }),
+                    })
+                    .collect();
+                let totals = Totals::of(&results);
+                Some((
+                    totals.cases,
+                    totals.failed + totals.errors,
+                    fixture::text(&results),
+                ))
+            }
+            Err(e) => {
+                eprintln!("plan: {e}");
+                return ExitCode::from(crate::plan::EXIT_ERROR);
+            }
+        }
+    };
+    let opts = crate::plan::PlanOptions {
+        against: a.against.clone(),
+        fixtures,
+    };
+    let config = &offline.config;
+    let planned = connect(config)
+        .and_then(|store| rt.block_on(crate::plan::plan(config, &store, &opts, crate::now())));
+    match planned {
+        Ok(p) => {
+            print!("{}", p.text);
+            ExitCode::from(p.exit)
+        }
+        Err(e) => {
+            eprintln!("plan: {e}");
+            ExitCode::from(crate::plan::EXIT_ERROR)
+        }
+    }
+}
+
+fn keys(command: &KeysCommand) -> ExitCode {
+    let (KeysCommand::List { config: path, .. } | KeysCommand::Retire { config: path, .. }) =
+        command;
+    let Some(config) = load_or_report(&path.config) else {
+        return ExitCode::from(1);
+    };
+    init_logs(config.server.log_format);
+    let Some(rt) = local_runtime() else {
+        return ExitCode::from(1);
+    };
+    let store =
+        match connect(&config).and_then(|s| s.migrate().map(|_| s).map_err(|e| e.to_string())) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("keys: {e}");
+                return ExitCode::from(1);
+            }
+        };
+    let now = crate::now();
+    let done = match command {
+        KeysCommand::List { tenant, .. } => rt
+            .block_on(crate::key_admin::list(
+                &config,
+                &store,
+                tenant.as_deref(),
+                now,
+            ))
+            .map(|text| print!("{text}")),
+        KeysCommand::Retire { tenant, kid, .. } => rt
+            .block_on(crate::key_admin::retire(
+                &config,
+                &store,
+                tenant.as_deref(),
+                kid,
+                now,
+            ))
+            .map(|outcome| println!("{}", crate::key_admin::describe(&outcome))),
+    };
+    match done {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("keys: {e}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn migrate(path: &Path) -> ExitCode {
@@ -426,7 +768,14 @@ fn serve(path: &Path) -> ExitCode {
 }
 
 async fn serve_async(path: PathBuf, config: Config) -> Result<(), String> {
-    let store = connect(&config)?;
+    // The server's own pool: `database.pool_size` connections, kept open.
+    let store = Store::connect(
+        &config.database.url,
+        config.database.pool_size,
+        config.database.connect_timeout,
+        &config.base_dir,
+    )
+    .map_err(|e| e.to_string())?;
     let migrating = store.clone();
     let applied = tokio::task::spawn_blocking(move || migrating.migrate())
         .await
@@ -457,21 +806,41 @@ async fn serve_async(path: PathBuf, config: Config) -> Result<(), String> {
         .find_or_insert_server_secret("csrf", rand::random(), crate::now())
         .await
         .map_err(|e| format!("cannot read the server secret: {e}"))?;
-    let metrics = crate::metrics::Metrics::new(store.wait_histogram());
+    let metrics = crate::metrics::Metrics::new(store.wait_histogram(), store.batch_histogram());
     let services = crate::oauth::Services::with(&csrf_secret, metrics);
     let app = App::new(runtime, store.clone(), services);
     app.services.metrics.serving(&app.runtime.load().generation);
+    // What this node serves, for `sesame plan` run from anywhere.
+    let recorder =
+        Arc::new(crate::plan::NodeRecorder::new(store.clone(), crate::plan::node_id(addr)).await?);
+    let _first = recorder.serving(&app.runtime.load()).await;
+    tokio::spawn(recorder.clone().heartbeat());
+    let reloader = Arc::new(Reloader {
+        app: app.clone(),
+        path,
+        one_at_a_time: tokio::sync::Mutex::new(()),
+        recorder,
+    });
     // Listening for SIGHUP before the announcement: from then on it reloads.
     #[cfg(unix)]
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(hup) => {
-            tokio::spawn(reload_on_sighup(app.clone(), path, hup));
+            tokio::spawn(reload_on_sighup(reloader.clone(), hup));
         }
         Err(e) => tracing::warn!(error = %e, "SIGHUP reload unavailable"),
     }
-    #[cfg(not(unix))]
-    let _ = path;
+    if app.runtime.load().config.server.watch_config {
+        // What is on disk now, before the server says it is ready: an edit
+        // made from then on is seen.
+        let (path, config) = (reloader.path.clone(), app.runtime.load_full());
+        let seen = tokio::task::spawn_blocking(move || files_fingerprint(&path, &config.config))
+            .await
+            .unwrap_or_default();
+        tokio::spawn(watch_config(reloader, seen));
+    }
     tokio::spawn(purge_periodically(store));
+    tokio::spawn(crate::keyring::keep_rings(app.clone()));
+    tokio::spawn(crate::backchannel::deliver_logouts(app.clone()));
     announce(addr, &app.runtime.load());
     // One shutdown signal for every listener.
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -556,13 +925,31 @@ async fn shutdown_signal() {
 
 /// SIGHUP: reload the configuration file.
 #[cfg(unix)]
-async fn reload_on_sighup(app: Arc<App>, path: PathBuf, mut hup: tokio::signal::unix::Signal) {
+async fn reload_on_sighup(reloader: Arc<Reloader>, mut hup: tokio::signal::unix::Signal) {
     while hup.recv().await.is_some() {
-        tracing::info!(config = %path.display(), "SIGHUP: reloading configuration");
+        reloader.reload("SIGHUP").await;
+    }
+}
+
+/// Reloads, one at a time (SIGHUP and the file watch may both ask).
+struct Reloader {
+    app: Arc<App>,
+    path: PathBuf,
+    one_at_a_time: tokio::sync::Mutex<()>,
+    recorder: Arc<crate::plan::NodeRecorder>,
+}
+
+impl Reloader {
+    /// Reload the file, log the outcome and count it.
+    async fn reload(&self, why: &str) {
+        let _one = self.one_at_a_time.lock().await;
+        let (app, path) = (&self.app, &self.path);
+        tracing::info!(config = %path.display(), "{why}: reloading configuration");
         let serving = app.runtime.load().generation.clone();
-        match reload(&app, &path).await {
-            Ok(summary) => {
+        match reload(app, path).await {
+            Ok(()) => {
                 let now = app.runtime.load();
+                let summary = self.recorder.serving(&now).await;
                 app.services.metrics.reload(true);
                 app.services.metrics.serving(&now.generation);
                 tracing::info!(
@@ -583,9 +970,92 @@ async fn reload_on_sighup(app: Arc<App>, path: PathBuf, mut hup: tokio::signal::
     }
 }
 
+/// How often the watch looks at the files; an edit is applied once two looks
+/// in a row see the same content (editors write in several steps).
+const WATCH_EVERY: Duration = Duration::from_millis(400);
+
+/// `server.watch_config`: reload when what the configuration reads from
+/// disk changes. Only the files it names are read (the config, its scripts,
+/// its page files), so editors' swap and backup files never trigger it.
+async fn watch_config(reloader: Arc<Reloader>, mut seen: [u8; 32]) {
+    let files = |r: &Reloader| {
+        let config = r.app.runtime.load_full();
+        let path = r.path.clone();
+        async move {
+            tokio::task::spawn_blocking(move || files_fingerprint(&path, &config.config))
+                .await
+                .unwrap_or_default()
+        }
+    };
+    let mut settling: Option<[u8; 32]> = None;
+    let mut tick = tokio::time::interval(WATCH_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = files(&reloader).await;
+        if now == seen {
+            settling = None;
+        } else if settling != Some(now) {
+            settling = Some(now);
+        } else {
+            settling = None;
+            reloader.reload("the configuration changed on disk").await;
+            // What a rejected edit left on disk is not tried again until it changes.
+            seen = now;
+        }
+    }
+}
+
+/// A digest of the config file and every file it names: scripts, template
+/// directories, branding files. A missing file counts as its absence.
+fn files_fingerprint(path: &Path, config: &Config) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut add = |p: &Path| {
+        h.update(p.as_os_str().as_encoded_bytes());
+        h.update([0]);
+        if let Ok(bytes) = std::fs::read(p) {
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(&bytes);
+        }
+    };
+    add(path);
+    let resolve = |p: &Path| config.base_dir.join(p);
+    for t in &config.tenants {
+        let scripts = t
+            .plugins
+            .iter()
+            .chain(t.clients.iter().flat_map(|c| c.plugins.iter()));
+        for p in scripts {
+            add(&config.plugin_path(p));
+        }
+        if let Some(dir) = &t.templates_dir {
+            let dir = resolve(dir);
+            let mut names: Vec<PathBuf> = std::fs::read_dir(&dir)
+                .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+                .unwrap_or_default();
+            names.retain(|p| p.extension().is_some_and(|x| x == "html"));
+            names.sort();
+            for p in names {
+                add(&p);
+            }
+        }
+        let b = &t.branding;
+        if let Some(css) = &b.css {
+            add(&resolve(css));
+        }
+        for file in [&b.logo, &b.favicon].into_iter().flatten() {
+            if !file.contains("://") {
+                add(&resolve(Path::new(file)));
+            }
+        }
+    }
+    h.finalize().into()
+}
+
 /// Build a new generation from the file and swap it in whole, only if it is
 /// valid and changes nothing that only takes effect at start.
-async fn reload(app: &App, path: &Path) -> Result<String, Vec<String>> {
+async fn reload(app: &App, path: &Path) -> Result<(), Vec<String>> {
     let config = config::load(path)
         .map_err(|errors| errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
     let previous = app.runtime.load_full();
@@ -599,54 +1069,8 @@ async fn reload(app: &App, path: &Path) -> Result<String, Vec<String>> {
     let runtime = Runtime::build(config, &app.store, Some(&previous))
         .await
         .map_err(|errors| errors.0.iter().map(|e| e.to_string()).collect::<Vec<_>>())?;
-    let summary = summarize(&previous, &runtime);
     app.runtime.store(Arc::new(runtime));
-    Ok(summary)
-}
-
-/// One line on what a reload changed: tenants and clients added, removed or
-/// changed (a finer plan belongs to the live-configuration work).
-fn summarize(old: &Runtime, new: &Runtime) -> String {
-    if old.generation == new.generation {
-        return "no change".to_string();
-    }
-    let mut parts = Vec::new();
-    for t in &new.config.tenants {
-        match old.config.tenants.iter().find(|o| o.id == t.id) {
-            None => parts.push(format!("+tenant {}", t.id)),
-            Some(o) => {
-                for c in &t.clients {
-                    match o.clients.iter().find(|oc| oc.id == c.id) {
-                        None => parts.push(format!("+client {}/{}", t.id, c.id)),
-                        Some(oc) if json(oc) != json(c) => {
-                            parts.push(format!("~client {}/{}", t.id, c.id))
-                        }
-                        Some(_) => {}
-                    }
-                }
-                for oc in &o.clients {
-                    if !t.clients.iter().any(|c| c.id == oc.id) {
-                        parts.push(format!("-client {}/{}", t.id, oc.id));
-                    }
-                }
-            }
-        }
-    }
-    for o in &old.config.tenants {
-        if !new.config.tenants.iter().any(|t| t.id == o.id) {
-            parts.push(format!("-tenant {}", o.id));
-        }
-    }
-    if parts.is_empty() {
-        "settings or scripts changed".to_string()
-    } else {
-        parts.join(", ")
-    }
-}
-
-/// A value as JSON, to compare configurations by value.
-fn json<T: serde::Serialize>(v: &T) -> String {
-    serde_json::to_string(v).unwrap_or_default()
+    Ok(())
 }
 
 /// Delete expired rows now and then, in batches, off the request path.
@@ -658,6 +1082,9 @@ async fn purge_periodically(store: Store) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(rows = n, "purged expired rows"),
             Err(e) => tracing::warn!(error = %e, "purge failed"),
+        }
+        if let Err(e) = store.purge_nodes(crate::now()).await {
+            tracing::warn!(error = %e, "purge of old node records failed");
         }
     }
 }

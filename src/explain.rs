@@ -19,7 +19,7 @@ use crate::oauth::dry_run::{rehearse, Rehearsal, Request, Stage, Step, Tokens};
 use crate::oauth::scope::{Decision, Scopes};
 use crate::oauth::RequestFacts;
 use crate::offline::{client_of, user_of, Offline};
-use crate::plugin::{run_scope_policy, Hook, PluginError, Policy};
+use crate::plugin::{run_scope_policy, Consent, Hook, PluginError, Policy};
 use crate::tenant::{Client, Tenant, User};
 
 /// The request to explain.
@@ -64,7 +64,7 @@ pub async fn explain(offline: &Offline, q: &Query) -> Result<String, String> {
         url: &url,
         ip: q.ip,
         user_agent: q.user_agent.as_deref(),
-        dpop: None,
+        dpop: crate::oauth::dpop::Header::Absent,
     };
     let ctx = offline.ctx(tenant, q.now, facts);
     let user = user.map(|u| &**u);
@@ -75,6 +75,7 @@ pub async fn explain(offline: &Offline, q: &Query) -> Result<String, String> {
             user,
             scopes: scopes.as_ref(),
             grant: q.grant,
+            remembered: &[],
         },
     )
     .await;
@@ -254,12 +255,23 @@ impl World<'_> {
                 let _ = writeln!(out, "no change");
             }
             Ok(p) => {
-                let _ = writeln!(
+                let _ = write!(
                     out,
                     "scopes {}, refresh_token: {}",
                     or_none(&p.granted.join(" ")),
                     p.refresh_token
                 );
+                let cut = &p.shortened;
+                for (name, d) in [
+                    ("access_token_lifetime", cut.access_token),
+                    ("id_token_lifetime", cut.id_token),
+                    ("refresh_token_lifetime", cut.refresh_token),
+                ] {
+                    if let Some(d) = d {
+                        let _ = write!(out, ", {name}: {}", crate::config::duration::format(d));
+                    }
+                }
+                let _ = writeln!(out);
                 for s in t.given.granted.iter().filter(|s| !p.granted.contains(s)) {
                     let _ = writeln!(out, "         took away {s}");
                 }
@@ -337,6 +349,7 @@ impl World<'_> {
                     .cloned()
                     .collect(),
                 refresh_token: p.refresh_token,
+                shortened: p.shortened,
             });
             out.push(Traced {
                 script: path.display().to_string(),
@@ -456,7 +469,34 @@ impl World<'_> {
     }
 
     fn tokens(&self, out: &mut String, t: &Tokens) {
+        if let Some(c) = t.consent {
+            let why = match (c, self.client.skip_consent) {
+                (Consent::Skip, true) => "the client has skip_consent",
+                (Consent::Remember, false) => "the default: asked once for new scopes",
+                _ => "a consent_policy script decided",
+            };
+            let _ = writeln!(out, "consent: {} ({why})", c.as_str());
+        }
         let _ = writeln!(out, "issued: {}", summary(&t.granted, t.refresh_token));
+        let (l, configured) = (&t.lifetimes, &self.client.lifetimes);
+        let life = |now: std::time::Duration, was: std::time::Duration| {
+            let text = crate::config::duration::format(now);
+            if now < was {
+                format!(
+                    "{text} (shortened by a scope policy from {})",
+                    crate::config::duration::format(was)
+                )
+            } else {
+                text
+            }
+        };
+        let _ = writeln!(
+            out,
+            "lifetimes: access token {}, ID token {}, refresh token {}",
+            life(l.access_token, configured.access_token),
+            life(l.id_token, configured.id_token),
+            life(l.refresh_token, configured.refresh_token),
+        );
         let block = |out: &mut String, title: &str, v: &Value| {
             let _ = writeln!(out, "\n{title}:");
             let text = serde_json::to_string_pretty(v).unwrap_or_default();
@@ -515,6 +555,7 @@ fn policy_of(d: &Decision) -> Policy {
     Policy {
         granted: d.granted.as_vec().to_vec(),
         refresh_token: d.refresh_token,
+        shortened: d.shortened,
     }
 }
 

@@ -117,6 +117,31 @@ pub struct Sampled {
     pub queue_hook: usize,
 }
 
+/// The plugin series, handed to every hook call (cheap to clone: the
+/// families are shared).
+#[derive(Clone)]
+pub struct PluginMetrics {
+    calls: Family<PluginLabels, Counter>,
+    errors: Family<PluginLabels, Counter>,
+    duration: Family<PluginLabels, Histogram>,
+}
+
+impl crate::plugin::Observer for PluginMetrics {
+    fn called(&self, script: &str, hook: crate::plugin::Hook, took: Duration, failed: bool) {
+        let labels = PluginLabels {
+            script: script.to_string(),
+            hook: hook.name().to_string(),
+        };
+        self.calls.get_or_create(&labels).inc();
+        if failed {
+            self.errors.get_or_create(&labels).inc();
+        }
+        self.duration
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+    }
+}
+
 /// Every series sesame exports.
 pub struct Metrics {
     registry: Registry,
@@ -125,10 +150,10 @@ pub struct Metrics {
     latency: Family<EndpointLabel, Histogram>,
     tokens: Family<TokenLabels, Counter>,
     signins: Family<OutcomeLabels, Counter>,
+    pushed_requests: Family<OutcomeLabels, Counter>,
+    backchannel: Family<OutcomeLabels, Counter>,
     lockouts: Family<KindLabels, Counter>,
-    plugin_calls: Family<PluginLabels, Counter>,
-    plugin_errors: Family<PluginLabels, Counter>,
-    plugin_duration: Family<PluginLabels, Histogram>,
+    plugins: PluginMetrics,
     db_pool: Family<StateLabel, Gauge>,
     db_wait: Histogram,
     queue: Family<PoolLabel, Gauge>,
@@ -142,13 +167,17 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics::new(Histogram::new(exponential_buckets(0.000_1, 2.0, 16)))
+        Metrics::new(
+            Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            Histogram::new(exponential_buckets(1.0, 2.0, 7)),
+        )
     }
 }
 
 impl Metrics {
-    /// The metrics; `db_wait` is the store's connection-wait histogram.
-    pub fn new(db_wait: Histogram) -> Metrics {
+    /// The metrics; `db_wait` is the store's connection-wait histogram,
+    /// `db_write_batch` its writes per SQLite transaction.
+    pub fn new(db_wait: Histogram, db_write_batch: Histogram) -> Metrics {
         let mut registry = Registry::default();
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register(
@@ -188,6 +217,19 @@ impl Metrics {
             "Password sign-ins by outcome",
             signins.clone(),
         );
+        let pushed_requests = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "sesame_pushed_authorization_requests",
+            "Pushed authorization requests (RFC 9126) by outcome (pushed, used)",
+            pushed_requests.clone(),
+        );
+        let backchannel = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "sesame_backchannel_logouts",
+            "Back-channel logout messages by outcome (queued, delivered, failed: to be \
+             retried, abandoned: after the last attempt)",
+            backchannel.clone(),
+        );
         let lockouts = Family::<KindLabels, Counter>::default();
         registry.register(
             "sesame_lockouts",
@@ -222,8 +264,13 @@ impl Metrics {
         );
         registry.register(
             "sesame_db_pool_wait_seconds",
-            "Time a unit of work waited for a database connection",
+            "Time a unit of work waited for a database connection (SQLite writes: for the writer)",
             db_wait.clone(),
+        );
+        registry.register(
+            "sesame_db_write_batch_size",
+            "Writes committed together in one SQLite transaction (group commit)",
+            db_write_batch,
         );
         let queue = Family::<PoolLabel, Gauge>::default();
         registry.register(
@@ -257,10 +304,14 @@ impl Metrics {
             latency,
             tokens,
             signins,
+            pushed_requests,
+            backchannel,
             lockouts,
-            plugin_calls,
-            plugin_errors,
-            plugin_duration,
+            plugins: PluginMetrics {
+                calls: plugin_calls,
+                errors: plugin_errors,
+                duration: plugin_duration,
+            },
             db_pool,
             db_wait,
             queue,
@@ -309,6 +360,27 @@ impl Metrics {
             .inc();
     }
 
+    /// A pushed authorization request stored (`pushed`) or taken at `/authorize` (`used`).
+    pub fn pushed_request(&self, tenant: &str, outcome: &str) {
+        self.pushed_requests
+            .get_or_create(&OutcomeLabels {
+                tenant: tenant.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// A back-channel logout message of `tenant`: `queued`, `delivered`,
+    /// `failed` (to be retried) or `abandoned`.
+    pub fn backchannel_logout(&self, tenant: &str, outcome: &str) {
+        self.backchannel
+            .get_or_create(&OutcomeLabels {
+                tenant: tenant.to_string(),
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
     /// A lockout of a `kind` of key: `user`, `client` or `ip`.
     pub fn lockout(&self, tenant: &str, kind: &str) {
         self.lockouts
@@ -319,19 +391,9 @@ impl Metrics {
             .inc();
     }
 
-    /// One plugin hook call of `script`.
-    pub fn plugin_call(&self, script: &str, hook: &str, took: Duration, failed: bool) {
-        let labels = PluginLabels {
-            script: script.to_string(),
-            hook: hook.to_string(),
-        };
-        self.plugin_calls.get_or_create(&labels).inc();
-        if failed {
-            self.plugin_errors.get_or_create(&labels).inc();
-        }
-        self.plugin_duration
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+    /// What every hook call reports to.
+    pub fn plugins(&self) -> PluginMetrics {
+        self.plugins.clone()
     }
 
     /// The generation now served (the previous one's series drops to 0 and goes).

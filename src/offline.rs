@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use crate::config::{Config, ConfigError, TenantConfig};
-use crate::jose::{Keyset, SigningKey};
+use crate::jose::{KeyWindow, Keyset, SigningKey};
 use crate::oauth::{Ctx, RequestFacts, Services};
 use crate::plugin::Scripts;
 use crate::store::Store;
@@ -31,17 +31,19 @@ impl Offline {
         let mut tenants = Vec::with_capacity(config.tenants.len());
         let mut errors = Vec::new();
         for (i, t) in config.tenants.iter().enumerate() {
-            let mut keys = t.signing.loaded_keys.clone();
+            // Configured keys with their windows (the time of the run
+            // chooses the signing key, as on the server).
+            let mut keys = crate::tenant::configured_keys(t);
             if keys.is_empty() {
                 match SigningKey::generate(t.signing.alg) {
-                    Ok(k) => keys.push(k),
+                    Ok(k) => keys.push((k, KeyWindow::ALWAYS)),
                     Err(e) => errors.push(ConfigError::new(
                         format!("tenants[{i}].signing"),
                         e.to_string(),
                     )),
                 }
             }
-            match Keyset::new(keys) {
+            match Keyset::windowed(t.signing.alg, keys) {
                 Ok(keys) => tenants.push((Tenant::new(t, keys, &scripts, None), t.clone())),
                 Err(e) => errors.push(ConfigError::new(
                     format!("tenants[{i}].signing"),
@@ -85,7 +87,7 @@ impl Offline {
     /// `tenant` resolved again from `cfg` (a changed copy of its config: a
     /// user added, scripts left out), with the same keys and scripts.
     pub fn rebuild(&self, tenant: &Tenant, cfg: &TenantConfig) -> Tenant {
-        Tenant::new(cfg, tenant.keys.clone(), &self.scripts, None)
+        Tenant::new(cfg, (**tenant.keys.load()).clone(), &self.scripts, None)
     }
 
     /// A request to `tenant`'s token endpoint at `now`.
@@ -143,6 +145,7 @@ mod tests {
                 user: None,
                 scopes: None,
                 grant: crate::config::GrantType::ClientCredentials,
+                remembered: &[],
             },
         )
         .await;

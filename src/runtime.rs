@@ -12,7 +12,7 @@ use std::sync::Arc;
 use crate::config::{Config, ConfigError, ConfigErrors, TenantConfig};
 use bytes::Bytes;
 
-use crate::jose::{is_sealed, KeyEncryptionKey, KeyRow, Keyset, OpenError, SigningKey};
+use crate::jose::{is_sealed, Alg, KeyEncryptionKey, KeyRow, KeyWindow, Keyset, SigningKey};
 use crate::oauth::discovery;
 use crate::plugin::Scripts;
 use crate::store::{Store, StoredKey};
@@ -54,11 +54,14 @@ impl Runtime {
             Err(e) => (Scripts::default(), e),
         };
         let kek = config.key_encryption_key();
+        let generation = generation_id(&config);
         for (i, t) in config.tenants.iter().enumerate() {
-            match load_keys(t, kek, store).await {
+            let old = previous.and_then(|p| p.tenant(&t.id)).map(|t| &**t);
+            let old_keys = old.map(|o| o.keys.load_full());
+            match load_keys(t, kek, store, old_keys.as_deref()).await {
                 Ok(keys) => {
-                    let old = previous.and_then(|p| p.tenant(&t.id)).map(|t| &**t);
                     let mut tenant = Tenant::new(t, keys, &scripts, old);
+                    tenant.generation = generation.clone();
                     tenant.discovery = Bytes::from(discovery::document(&tenant).to_string());
                     tenants.push(Arc::new(tenant));
                 }
@@ -71,7 +74,6 @@ impl Runtime {
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let generation = generation_id(&config);
         let mut runtime = Runtime::from_tenants(config, tenants);
         runtime.generation = generation;
         Ok(runtime)
@@ -132,9 +134,10 @@ impl Runtime {
 /// The tenant's configured keys (parsed when the config was validated), or
 /// its generated key from the store.
 /// A hash of `config` as parsed (secrets included, so a rotated secret is a
-/// new generation; only 48 bits of the digest are shown) and of the scripts
-/// it names, as they are on disk.
-fn generation_id(config: &Config) -> String {
+/// new generation; only 48 bits of the digest are shown), of the scripts
+/// it names, as they are on disk, and of the tenants' page files
+/// (templates, stylesheet, logo, favicon) as validation read them.
+pub fn generation_id(config: &Config) -> String {
     use sha2::{Digest, Sha256};
     let mut h = Sha256::new();
     h.update(serde_json::to_vec(config).unwrap_or_default());
@@ -147,6 +150,19 @@ fn generation_id(config: &Config) -> String {
         h.update(p.to_string_lossy().as_bytes());
         h.update(std::fs::read(config.plugin_path(p)).unwrap_or_default());
     }
+    for t in &config.tenants {
+        let ui = &t.loaded_ui;
+        for (name, source) in &ui.templates {
+            h.update(name.as_bytes());
+            h.update(source.as_bytes());
+        }
+        h.update(ui.css.as_deref().unwrap_or_default().as_bytes());
+        for image in [&ui.logo, &ui.favicon] {
+            if let Some(crate::ui::Image::File { bytes, .. }) = image {
+                h.update(bytes);
+            }
+        }
+    }
     h.finalize()[..6]
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -157,15 +173,50 @@ async fn load_keys(
     t: &TenantConfig,
     kek: Option<&KeyEncryptionKey>,
     store: &Store,
+    previous: Option<&Keyset>,
 ) -> Result<Keyset, String> {
-    let mut keys = t.signing.loaded_keys.clone();
-    if keys.len() != t.signing.keys.len() {
+    let loaded = &t.signing.loaded_keys;
+    if loaded.len() != t.signing.keys.len() {
         return Err("signing keys not loaded: the configuration was not validated".to_string());
     }
-    if keys.is_empty() {
-        keys.push(generated_key(t, kek, store).await?);
+    let max_lifetime = crate::tenant::max_token_lifetime(t);
+    if let Some(rotation) = &t.signing.rotation {
+        let now = crate::now();
+        return crate::keyring::keyset(
+            store,
+            &t.id,
+            t.signing.alg,
+            rotation,
+            max_lifetime,
+            kek,
+            previous,
+            now,
+        )
+        .await;
     }
-    Keyset::new(keys).map_err(|e| e.to_string())
+    // Configured keys sign within their windows, in the order listed, and
+    // stay published until what they signed has expired.
+    let mut keys = crate::tenant::configured_keys(t);
+    if keys.is_empty() {
+        let key = generated_key(t, t.signing.alg, kek, store).await?;
+        keys.push((key, KeyWindow::ALWAYS));
+    }
+    let rs256 = keys
+        .iter()
+        .filter(|(k, _)| k.alg() == Alg::RS256)
+        .cloned()
+        .collect::<Vec<_>>();
+    let rs256 = if rs256.is_empty() {
+        // Signing with another algorithm: RS256 is still offered (OIDC Core
+        // §15.1), with a key generated and stored like the default one.
+        let key = generated_key(t, Alg::RS256, kek, store).await?;
+        vec![(key, KeyWindow::ALWAYS)]
+    } else {
+        rs256
+    };
+    Ok(Keyset::windowed(t.signing.alg, keys)
+        .map_err(|e| e.to_string())?
+        .with_rs256(rs256))
 }
 
 /// The tenant's generated key: the one in the store, or a fresh one stored
@@ -176,10 +227,10 @@ async fn load_keys(
 /// open is an error — never a reason to make another one.
 async fn generated_key(
     t: &TenantConfig,
+    alg: Alg,
     kek: Option<&KeyEncryptionKey>,
     store: &Store,
 ) -> Result<SigningKey, String> {
-    let alg = t.signing.alg;
     let fresh = SigningKey::generate(alg).map_err(|e| e.to_string())?;
     let pem = fresh.to_pkcs8_pem().map_err(|e| e.to_string())?;
     let row = KeyRow {
@@ -203,7 +254,7 @@ async fn generated_key(
             .find_or_insert_signing_key(candidate.clone())
             .await
             .map_err(|e| format!("generated key: {e}"))?;
-        let key = open_stored(t, kek, &stored)?;
+        let key = open_stored(kek, &stored)?;
         let Some(kek) = kek.filter(|_| !is_sealed(&stored.private_pem)) else {
             return Ok(key);
         };
@@ -241,38 +292,6 @@ fn stored_row(stored: &StoredKey) -> KeyRow<'_> {
 }
 
 /// The signing key of a stored row, opened with `kek` if it is sealed.
-fn open_stored(
-    t: &TenantConfig,
-    kek: Option<&KeyEncryptionKey>,
-    stored: &StoredKey,
-) -> Result<SigningKey, String> {
-    let (tenant, kid) = (&t.id, &stored.kid);
-    let opened;
-    let pem = if is_sealed(&stored.private_pem) {
-        let Some(kek) = kek else {
-            return Err(format!(
-                "tenant {tenant:?}: the stored signing key (kid {kid}) is encrypted, but no \
-                 key-encryption key is configured: set key_encryption to the key it was encrypted with"
-            ));
-        };
-        opened = kek
-            .open(stored_row(stored), &stored.private_pem)
-            .map_err(|e| match e {
-                OpenError::Mismatch => format!(
-                    "tenant {tenant:?}: the key-encryption key doesn't decrypt the stored signing \
-                     key (kid {kid}): it is not the key that encrypted it, or the row was altered; \
-                     configure that key (no new signing key is generated in its place)"
-                ),
-                OpenError::Malformed(m) => {
-                    format!(
-                        "tenant {tenant:?}: the stored signing key (kid {kid}) is unreadable: {m}"
-                    )
-                }
-            })?;
-        opened.as_slice()
-    } else {
-        stored.private_pem.as_bytes()
-    };
-    SigningKey::from_pem(pem, t.signing.alg)
-        .map_err(|e| format!("tenant {tenant:?}: stored key {kid}: {e}"))
+fn open_stored(kek: Option<&KeyEncryptionKey>, stored: &StoredKey) -> Result<SigningKey, String> {
+    crate::keyring::open_pem(kek, stored_row(stored), &stored.private_pem)
 }

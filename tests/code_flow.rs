@@ -16,9 +16,8 @@ use openssl::sign::Verifier;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use common::flow::{CHALLENGE, VERIFIER};
 use common::ALICE_HASH;
-const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 fn config() -> String {
     format!(
@@ -559,6 +558,7 @@ fn consent_deny_redirects_access_denied() {
         ])
         .send()
         .unwrap();
+    let r = common::flow::signed_in(&b, r);
     assert_eq!(r.status(), 200);
     let html = r.text().unwrap();
     assert!(
@@ -611,4 +611,66 @@ fn userinfo_rejects_bad_tokens_with_www_authenticate() {
             .unwrap()
             .contains("invalid_token"));
     }
+}
+
+#[test]
+fn each_client_gets_id_tokens_in_the_algorithm_it_chose() {
+    const CB: &str = "http://app.test/cb";
+    let yaml = format!(
+        r#"
+server: {{ listen: "127.0.0.1:{{port}}" }}
+database: {{ url: "{{db}}" }}
+tenants:
+  - id: demo
+    issuer: http://127.0.0.1:{{port}}/demo
+    signing: {{ alg: ES256 }}
+    users:
+      - {{ username: alice, password_hash: "{hash}" }}
+    clients:
+      - {{ id: modern, secret: s, skip_consent: true, redirect_uris: ["{CB}"], scopes: [openid] }}
+      - {{ id: legacy, secret: s, skip_consent: true, redirect_uris: ["{CB}"], scopes: [openid], id_token_signed_response_alg: RS256 }}
+"#,
+        hash = common::ALICE_HASH
+    );
+    let running = common::start_sqlite(&yaml);
+    let s = &running.server;
+    let id_token = |client_id: &str| {
+        let code = Flow {
+            scope: "openid",
+            ..Flow::new(s, client_id, CB)
+        }
+        .code(&browser());
+        let t = common::flow::exchange(s, "demo", client_id, "s", &code, CB);
+        t["id_token"].as_str().unwrap().to_string()
+    };
+    let header = |jwt: &str| -> Value {
+        serde_json::from_slice(&b64(jwt.split('.').next().unwrap())).unwrap()
+    };
+    let modern = id_token("modern");
+    assert_eq!(header(&modern)["alg"], "ES256");
+    let legacy = id_token("legacy");
+    let claims = verify_rs256(s, "demo", &legacy);
+    assert_eq!(claims["aud"], "legacy");
+
+    // An algorithm the tenant has no key for is a configuration error, named.
+    let bad = yaml.replace(
+        "id_token_signed_response_alg: RS256",
+        "id_token_signed_response_alg: PS256",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.yaml");
+    std::fs::write(
+        &path,
+        bad.replace("{port}", "9")
+            .replace("{db}", "sqlite::memory:"),
+    )
+    .unwrap();
+    let ran = common::sesame(&["check", "-c", path.to_str().unwrap()]);
+    assert_eq!(ran.code, Some(1));
+    let said = format!("{}{}", ran.stdout, ran.stderr);
+    assert!(
+        said.contains("tenants[0].clients[1].id_token_signed_response_alg")
+            && said.contains("ES256 or RS256, not PS256"),
+        "{said}"
+    );
 }

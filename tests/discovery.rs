@@ -74,10 +74,14 @@ fn discovery_and_jwks_for_two_tenants_and_stable_generated_keys() {
                 }
                 assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
                 assert_eq!(
+                    d["response_modes_supported"],
+                    serde_json::json!(["query", "form_post"])
+                );
+                assert_eq!(
                     d["code_challenge_methods_supported"],
                     serde_json::json!(["S256"])
                 );
-                assert_eq!(d["request_parameter_supported"], false);
+                assert_eq!(d["request_parameter_supported"], true);
                 assert_eq!(d["request_uri_parameter_supported"], false);
                 assert_eq!(d["authorization_response_iss_parameter_supported"], true);
                 assert_eq!(d["subject_types_supported"], serde_json::json!(["public"]));
@@ -95,7 +99,8 @@ fn discovery_and_jwks_for_two_tenants_and_stable_generated_keys() {
         let (_, globex) = get_json(&s, "/globex/.well-known/openid-configuration");
         assert_eq!(
             globex["id_token_signing_alg_values_supported"],
-            serde_json::json!(["ES256"])
+            serde_json::json!(["ES256", "RS256"]),
+            "RS256 is always offered (OIDC Core §15.1)"
         );
 
         let (status, jwks) = get_json(&s, "/acme/jwks");
@@ -124,6 +129,9 @@ fn discovery_and_jwks_for_two_tenants_and_stable_generated_keys() {
         assert_eq!(jwks["keys"][0]["kty"], "EC");
         assert_eq!(jwks["keys"][0]["crv"], "P-256");
         let globex_kid = jwks["keys"][0]["kid"].as_str().unwrap().to_string();
+        // Beside the configured ES256 key, a generated and stored RS256 one.
+        assert_eq!(jwks["keys"][1]["alg"], "RS256");
+        let globex_rs256 = jwks["keys"][1]["kid"].as_str().unwrap().to_string();
 
         // A restart on the same database serves the same generated key.
         s.stop();
@@ -132,6 +140,11 @@ fn discovery_and_jwks_for_two_tenants_and_stable_generated_keys() {
         assert_eq!(jwks["keys"][0]["kid"], acme_kid.as_str(), "{}", db.backend);
         let (_, jwks) = get_json(&s, "/globex/jwks");
         assert_eq!(jwks["keys"][0]["kid"], globex_kid.as_str());
+        assert_eq!(
+            jwks["keys"][1]["kid"],
+            globex_rs256.as_str(),
+            "stored, not made again"
+        );
     }
 }
 

@@ -520,8 +520,12 @@ fn every_html_page_and_redirect_carries_the_security_headers() {
     let r = post("alice", "nope");
     assert_eq!(r.status(), 401);
     assert_browser_headers(&r);
-    // Consent page.
+    // Sign-in: 303 to the consent page (post/redirect/get).
     let r = post("alice", PASSWORD);
+    assert_eq!(r.status(), 303);
+    assert_browser_headers(&r);
+    // Consent page.
+    let r = common::flow::signed_in(&b, r);
     assert_eq!(r.status(), 200);
     assert_browser_headers(&r);
     let html = r.text().unwrap();

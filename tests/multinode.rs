@@ -56,19 +56,7 @@ tenants:
     )
 }
 
-/// A fresh database on every MariaDB and PostgreSQL server compiled in (at
-/// least one: `--ignored` without the features must not pass vacuously).
-fn server_databases() -> Vec<TestDb> {
-    let dbs: Vec<TestDb> = common::db::test_databases()
-        .into_iter()
-        .filter(|db| db.backend != "sqlite")
-        .collect();
-    assert!(
-        !dbs.is_empty(),
-        "no MySQL/PostgreSQL test database: build with --features mysql and/or postgres"
-    );
-    dbs
-}
+use common::db::server_databases;
 
 /// Node A (the issuer's address) and node B (same YAML but its own port) on one database.
 fn two_nodes(db: &TestDb) -> (Server, Server) {

@@ -92,7 +92,9 @@ fn audit_events_and_access_lines_in_json_with_no_secret_in_them() {
     };
     assert_eq!(attempt("alice", "wrong-pa55-9b1c").status(), 401);
     assert_eq!(attempt("hunter2-typed-as-name", "x").status(), 401);
-    let consent = attempt("alice", "wonderland").text().unwrap();
+    let consent = common::flow::signed_in(&b, attempt("alice", "wonderland"))
+        .text()
+        .unwrap();
     let r = common::flow::answer_consent(s, &b, &consent, "allow");
     let code = common::flow::query_param(&location(&r), "code").unwrap();
     let t = exchange(s, "demo", "web", SECRET, &code, CB);
@@ -263,7 +265,7 @@ fn a_lockout_and_a_reload_are_audited_and_counted() {
     let reloaded = event(s, "config.reloaded");
     assert_eq!(reloaded["previous"], before["generation"]);
     assert_ne!(reloaded["generation"], before["generation"]);
-    assert_eq!(reloaded["summary"], "~client demo/web");
+    assert_eq!(reloaded["summary"], "~client demo/web (scopes)");
     let after = client()
         .get(s.url("/readyz"))
         .send()
@@ -306,4 +308,133 @@ fn the_admin_listener_serves_metrics_and_the_public_one_then_does_not() {
         client().get(s.url("/healthz")).send().unwrap().status(),
         200
     );
+}
+
+#[test]
+fn plugin_calls_errors_and_their_duration_are_counted_by_script_and_hook() {
+    let yaml = r#"
+server: { listen: "127.0.0.1:{port}" }
+database: { url: "{db}" }
+tenants:
+  - id: demo
+    issuer: http://127.0.0.1:{port}/demo
+    access_token_format: jwt
+    scopes: { api:read: { description: Read } }
+    clients:
+      - { id: good, secret: s, grant_types: [client_credentials], scopes: [api:read], plugins: [tag.rhai] }
+      - { id: bad, secret: s, grant_types: [client_credentials], scopes: [api:read], plugins: [boom.rhai] }
+"#;
+    let running = common::start_with_scripts(
+        yaml,
+        &[
+            (
+                "tag.rhai",
+                "fn access_token_claims(ctx) { #{ tag: ctx.client.id } }",
+            ),
+            (
+                "boom.rhai",
+                "fn access_token_claims(ctx) { throw \"boom\" }",
+            ),
+        ],
+    );
+    let s = &running.server;
+    let url = s.url("/metrics");
+    let series = |name: &str, script: &str| {
+        format!(r#"{name}{{script="{script}.rhai",hook="access_token_claims"}}"#)
+    };
+    let token = |id: &str| {
+        common::flow::post_basic(
+            s,
+            "/demo/token",
+            id,
+            "s",
+            &[("grant_type", "client_credentials")],
+        )
+        .status()
+    };
+    assert_eq!(token("good"), 200);
+    assert_eq!(token("good"), 200);
+    assert_eq!(token("bad"), 500);
+    assert_eq!(
+        metric(s, &url, &series("sesame_plugin_calls_total", "tag")),
+        2.0
+    );
+    assert_eq!(
+        metric(s, &url, &series("sesame_plugin_errors_total", "tag")),
+        0.0
+    );
+    assert_eq!(
+        metric(s, &url, &series("sesame_plugin_calls_total", "boom")),
+        1.0
+    );
+    assert_eq!(
+        metric(s, &url, &series("sesame_plugin_errors_total", "boom")),
+        1.0
+    );
+    let count = series("sesame_plugin_call_duration_seconds_count", "tag");
+    assert_eq!(metric(s, &url, &count), 2.0);
+}
+
+#[test]
+fn a_lockout_of_an_address_says_so() {
+    let yaml = config("").replace(
+        "throttle: { max_failures: 2 }",
+        "throttle: { max_failures: 5, ip_max_failures: 2 }",
+    );
+    let running = common::start_sqlite(&yaml);
+    let s = &running.server;
+    let b = browser();
+    let flow = Flow::new(s, "web", CB);
+    let r = b.get(flow.authorize_url()).send().unwrap();
+    let html = b.get(location(&r)).send().unwrap().text().unwrap();
+    for name in ["alice", "mallory"] {
+        b.post(s.url("/demo/login"))
+            .form(&[
+                ("rid", field(&html, "rid")),
+                ("csrf", field(&html, "csrf")),
+                ("username", name.to_string()),
+                ("password", "nope".to_string()),
+            ])
+            .send()
+            .unwrap();
+    }
+    let lockout = event(s, "lockout");
+    assert_eq!(lockout["what"], "address", "{lockout}");
+    assert_eq!(lockout["ip"], "127.0.0.1");
+    let by_ip = r#"sesame_lockouts_total{tenant="demo",kind="ip"}"#;
+    let by_user = r#"sesame_lockouts_total{tenant="demo",kind="user"}"#;
+    assert_eq!(metric(s, &s.url("/metrics"), by_ip), 1.0);
+    assert_eq!(metric(s, &s.url("/metrics"), by_user), 0.0);
+}
+
+#[test]
+fn the_file_watch_applies_an_edit_and_refuses_a_broken_one() {
+    let running = common::start_sqlite(&config(", watch_config: true"));
+    let s = &running.server;
+    let path = s.config_path();
+    let yaml = std::fs::read_to_string(&path).unwrap();
+    // An editor's swap file beside it changes nothing.
+    std::fs::write(path.with_extension("yaml.swp"), "garbage").unwrap();
+    std::fs::write(&path, yaml.replace("[openid, offline_access]", "[openid]")).unwrap();
+    let reloaded = event(s, "config.reloaded");
+    assert_eq!(reloaded["summary"], "~client demo/web (scopes)");
+    let log = s.logs();
+    assert!(
+        log.contains("the configuration changed on disk: reloading"),
+        "{log}"
+    );
+    // A broken edit is refused, and the server goes on with the last good one.
+    std::fs::write(&path, yaml.replace("grant_types:", "grant_typos:")).unwrap();
+    let rejected = event(s, "config.rejected");
+    assert!(
+        rejected["error"].as_str().unwrap().contains("grant_typos"),
+        "{rejected}"
+    );
+    let r = client()
+        .get(s.url("/demo/.well-known/openid-configuration"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let reloads = log.matches("\"event\":\"config.reloaded\"").count();
+    assert_eq!(reloads, 1, "one edit, one reload: {log}");
 }

@@ -621,3 +621,142 @@ fn authorize_redirects_carry_the_policy_decision_into_the_code() {
     assert_eq!(t["scope"], "openid offline_access");
     assert!(t.get("refresh_token").is_none(), "{t}");
 }
+
+const CONSENT: &str = r#"
+server: { listen: "127.0.0.1:{port}" }
+database: { url: "{db}" }
+tenants:
+  - id: demo
+    issuer: http://127.0.0.1:{port}/demo
+    users:
+      - { username: alice, password_hash: "{alice}", claims: { name: Alice } }
+    plugins: [first_party_consent.rhai]
+    clients:
+      - { id: own, secret: s, redirect_uris: ["http://app.test/cb"], scopes: [openid, profile], metadata: { first_party: true } }
+      - { id: payroll, secret: s, redirect_uris: ["http://app.test/cb"], scopes: [openid, profile], metadata: { sensitive: true } }
+      - { id: other, secret: s, redirect_uris: ["http://app.test/cb"], scopes: [openid, profile] }
+"#;
+
+/// Whether `/authorize` for a signed-in browser asks the user something
+/// rather than going straight back to the client with a code.
+fn asks(s: &Server, b: &reqwest::blocking::Client, client_id: &str) -> bool {
+    let url = Flow {
+        scope: "openid profile",
+        ..Flow::new(s, client_id, CB)
+    }
+    .authorize_url();
+    let r = b.get(url).send().unwrap();
+    let back = r.status() == 303 && common::flow::location(&r).starts_with(CB);
+    !back
+}
+
+#[test]
+fn consent_policy_skips_requires_or_remembers() {
+    let script = include_str!("../plugins/cookbook/first_party_consent.rhai");
+    let yaml = CONSENT.replace("{alice}", ALICE_HASH);
+    let s = start_with_scripts(&yaml, &[("first_party_consent.rhai", script)]);
+    let b = browser();
+    // Signed in through a third-party app, which asks once (and Flow consents)...
+    let code = Flow {
+        scope: "openid profile",
+        ..Flow::new(&s, "other", CB)
+    }
+    .code(&b);
+    assert!(!code.is_empty());
+    // ...and then remembers.
+    assert!(
+        !asks(&s, &b, "other"),
+        "remembered consent is not asked again"
+    );
+    // A first-party app never asks, though the user never consented to it.
+    assert!(!asks(&s, &b, "own"), "consent_policy returned skip");
+    // A sensitive one asks every time, even after consent.
+    assert!(asks(&s, &b, "payroll"), "consent_policy returned require");
+    let page = Flow {
+        scope: "openid profile",
+        ..Flow::new(&s, "payroll", CB)
+    }
+    .authorize_url();
+    let html = b.get(page).send().unwrap().text().unwrap();
+    let r = common::flow::answer_consent(&s, &b, &html, "allow");
+    assert!(common::flow::location(&r).starts_with(CB), "consented");
+    assert!(asks(&s, &b, "payroll"), "and asked again after consenting");
+    // prompt=none where the policy requires consent: consent_required.
+    let url = Flow {
+        scope: "openid profile",
+        extra: vec![("state", "st"), ("prompt", "none")],
+        ..Flow::new(&s, "payroll", CB)
+    }
+    .authorize_url();
+    let r = b.get(url).send().unwrap();
+    let to = common::flow::location(&r);
+    assert_eq!(
+        query_param(&to, "error").as_deref(),
+        Some("consent_required"),
+        "{to}"
+    );
+}
+
+const LIFETIMES: &str = r#"
+server: { listen: "127.0.0.1:{port}" }
+database: { url: "{db}" }
+tenants:
+  - id: demo
+    issuer: http://127.0.0.1:{port}/demo
+    access_token_format: jwt
+    users:
+      - { username: alice, password_hash: "{alice}", claims: { groups: [contractors] } }
+      - { username: bob, password_hash: "{alice}", claims: { groups: [staff] } }
+    plugins: [short.rhai]
+    clients:
+      - id: web
+        secret: web-secret
+        skip_consent: true
+        redirect_uris: ["http://app.test/cb"]
+        grant_types: [authorization_code, refresh_token]
+        scopes: [openid, offline_access]
+        lifetimes: { access_token: 1h, id_token: 1h, refresh_token: 30d }
+"#;
+
+const SHORT_SCRIPT: &str = r#"
+fn scope_policy(ctx) {
+    let groups = ctx.user?.claims?.groups ?? [];
+    if "contractors" in groups {
+        // Shorter values win; one longer than the client's is ignored.
+        return #{ access_token_lifetime: "15m", id_token_lifetime: 600, refresh_token_lifetime: "10y" };
+    }
+}
+"#;
+
+#[test]
+fn scope_policy_shortens_token_lifetimes_and_never_lengthens_them() {
+    let yaml = LIFETIMES.replace("{alice}", ALICE_HASH);
+    let s = start_with_scripts(&yaml, &[("short.rhai", SHORT_SCRIPT)]);
+    let lifetime = |t: &Value| {
+        let id = decode(t["id_token"].as_str().unwrap());
+        let at = decode(t["access_token"].as_str().unwrap());
+        let secs = |c: &Value| c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap();
+        (t["expires_in"].as_i64().unwrap(), secs(&at), secs(&id))
+    };
+    let t = tokens(&s, "web", "web-secret", "alice", "openid offline_access");
+    assert_eq!(lifetime(&t), (900, 900, 600), "contractors: {t}");
+    // The refresh token keeps the client's 30 days (10y is longer), and a
+    // refresh is shortened the same way: the policy runs there too.
+    let refresh = t["refresh_token"].as_str().unwrap();
+    let info = introspect(&s, "demo", "web", "web-secret", refresh);
+    let left = info["exp"].as_i64().unwrap() - info["iat"].as_i64().unwrap();
+    assert_eq!(left, 30 * 86400, "{info}");
+    let r = post_basic(
+        &s,
+        "/demo/token",
+        "web",
+        "web-secret",
+        &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+    );
+    assert_eq!(r.status(), 200);
+    let t: Value = r.json().unwrap();
+    assert_eq!(t["expires_in"], 900, "{t}");
+
+    let t = tokens(&s, "web", "web-secret", "bob", "openid offline_access");
+    assert_eq!(lifetime(&t), (3600, 3600, 3600), "staff: {t}");
+}

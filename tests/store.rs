@@ -56,6 +56,10 @@ fn code(tenant: &str, secret: &str, grant: &str) -> CodeRow {
         expires_at: NOW + 60,
         consumed_at: None,
         redirect_uri_sent: true,
+        generation: String::new(),
+        resource: Some("https://api.example https://files.example".into()),
+        dpop_jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
+        sid: None,
     }
 }
 
@@ -74,6 +78,10 @@ fn refresh(tenant: &str, secret: &str, grant: &str, parent: Option<&str>) -> Ref
         family_expires_at: NOW + 86400,
         used_at: None,
         revoked_at: None,
+        generation: "g1".into(),
+        jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
+        resource: Some("https://api.example".into()),
+        sid: None,
     }
 }
 
@@ -103,6 +111,9 @@ fn access(tenant: &str, secret: &str, grant: &str) -> AccessTokenRow {
         created_at: NOW,
         expires_at: NOW + 300,
         revoked_at: None,
+        generation: "g1".into(),
+        jkt: Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()),
+        audience: Some("https://api.example".into()),
     }
 }
 
@@ -236,6 +247,94 @@ async fn auth_requests() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn pushed_requests_are_taken_once_by_their_client_in_time() {
+    for (tdb, store) in stores() {
+        let row = PushedRequestRow {
+            tenant_id: A.into(),
+            request_hash: h("urn-1"),
+            client_id: "client-1".into(),
+            params: r#"{"scope":"openid"}"#.into(),
+            created_at: NOW,
+            expires_at: NOW + 60,
+        };
+        store.insert_pushed_request(row.clone()).await.unwrap();
+        let take = |tenant: &'static str, client: &'static str, now: i64| {
+            let store = store.clone();
+            async move {
+                store
+                    .consume_pushed_request(tenant, h("urn-1"), client, now)
+                    .await
+                    .unwrap()
+            }
+        };
+        assert_eq!(
+            take(B, "client-1", NOW).await,
+            None,
+            "{tdb:?}: other tenant"
+        );
+        assert_eq!(
+            take(A, "client-2", NOW).await,
+            None,
+            "{tdb:?}: other client"
+        );
+        assert_eq!(
+            take(A, "client-1", NOW + 60).await,
+            None,
+            "{tdb:?}: expired"
+        );
+        assert_eq!(take(A, "client-1", NOW).await, Some(row.clone()), "{tdb:?}");
+        assert_eq!(take(A, "client-1", NOW).await, None, "{tdb:?}: used");
+
+        // Of racing takers, one wins.
+        let row = PushedRequestRow {
+            request_hash: h("urn-hot"),
+            ..row
+        };
+        store.insert_pushed_request(row).await.unwrap();
+        let barrier = Arc::new(tokio::sync::Barrier::new(20));
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..20 {
+            let (store, barrier) = (store.clone(), barrier.clone());
+            set.spawn(async move {
+                barrier.wait().await;
+                store
+                    .consume_pushed_request(A, h("urn-hot"), "client-1", NOW)
+                    .await
+            });
+        }
+        let mut won = 0;
+        while let Some(r) = set.join_next().await {
+            if r.unwrap()
+                .unwrap_or_else(|e| panic!("{tdb:?}: {e}"))
+                .is_some()
+            {
+                won += 1;
+            }
+        }
+        assert_eq!(won, 1, "{tdb:?}");
+
+        // Expired ones are purged, live ones kept.
+        for (secret, expires_at) in [("urn-old", NOW - 1), ("urn-live", NOW + 1)] {
+            let row = PushedRequestRow {
+                tenant_id: B.into(),
+                request_hash: h(secret),
+                client_id: "client-1".into(),
+                params: "{}".into(),
+                created_at: NOW - 60,
+                expires_at,
+            };
+            store.insert_pushed_request(row).await.unwrap();
+        }
+        assert_eq!(store.purge_expired(NOW, 10).await.unwrap(), 1, "{tdb:?}");
+        let live = store
+            .consume_pushed_request(B, h("urn-live"), "client-1", NOW)
+            .await
+            .unwrap();
+        assert!(live.is_some(), "{tdb:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sessions() {
     for (tdb, store) in stores() {
@@ -286,6 +385,119 @@ fn session(tenant: &str, cookie: &str, sid: &str, sub: &str) -> SessionRow {
         created_at: NOW,
         expires_at: NOW + 3600,
         revoked_at: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ended_session_queues_one_logout_per_notified_client_and_a_lease_has_one_holder() {
+    for (tdb, store) in stores() {
+        store
+            .insert_session(session(A, "cookie-1", "sid-1", "alice"))
+            .await
+            .unwrap();
+        for (i, client) in ["app-1", "app-2", "app-3", "app-1"].iter().enumerate() {
+            store
+                .insert_code(CodeRow {
+                    client_id: client.to_string(),
+                    sid: Some("sid-1".into()),
+                    ..code(A, &format!("code-{i}"), "g")
+                })
+                .await
+                .unwrap_or_else(|e| panic!("{tdb:?}: {e}"));
+        }
+        assert_eq!(
+            store.session_clients(A, "sid-1").await.unwrap(),
+            ["app-1", "app-2", "app-3"],
+            "{tdb:?}: each client once"
+        );
+        // Every code was stored, the one for a client already recorded too
+        // (its transaction survived the known pair).
+        for i in 0..4 {
+            assert!(
+                store
+                    .find_code(A, h(&format!("code-{i}")))
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "{tdb:?}: code-{i}"
+            );
+        }
+        assert!(store.session_clients(B, "sid-1").await.unwrap().is_empty());
+        // app-3 has no back-channel URI: not notified.
+        let notify = vec!["app-1".to_string(), "app-2".to_string()];
+        let ended = store
+            .end_session(A, h("cookie-1"), NOW, notify.clone())
+            .await
+            .unwrap()
+            .expect("ended");
+        assert_eq!((ended.sid.as_str(), ended.clients.len()), ("sid-1", 3));
+        assert_eq!(
+            store
+                .end_session(A, h("cookie-1"), NOW, notify)
+                .await
+                .unwrap(),
+            None,
+            "{tdb:?}: ended once"
+        );
+        assert_eq!(store.pending_logouts().await.unwrap(), 2, "{tdb:?}");
+        // Two nodes claiming at once: each message is held by one of them.
+        let (x, y) = tokio::join!(
+            store.claim_logouts(NOW, NOW + 30, 10),
+            store.claim_logouts(NOW, NOW + 30, 10)
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x.len() + y.len(), 2, "{tdb:?}: {x:?} {y:?}");
+        let mut held: Vec<LogoutMessage> = x.into_iter().chain(y).collect();
+        held.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        assert_eq!(held[0].client_id, "app-1");
+        assert_eq!((held[0].sid.as_str(), held[0].attempts), ("sid-1", 1));
+        assert!(
+            store
+                .claim_logouts(NOW + 29, NOW + 60, 10)
+                .await
+                .unwrap()
+                .is_empty(),
+            "{tdb:?}: leased"
+        );
+        assert!(store
+            .finish_logout(&held[0], NOW + 1, Attempt::Delivered)
+            .await
+            .unwrap());
+        let retry = Attempt::Retry {
+            retry_at: NOW + 100,
+            error: "answered 503".into(),
+        };
+        assert!(store.finish_logout(&held[1], NOW + 1, retry).await.unwrap());
+        assert!(store
+            .claim_logouts(NOW + 99, NOW + 130, 10)
+            .await
+            .unwrap()
+            .is_empty());
+        // The lease ran out while its holder was still at it: another takes
+        // the row, and the late holder's outcome changes nothing.
+        let again = store.claim_logouts(NOW + 100, NOW + 130, 10).await.unwrap();
+        assert_eq!((again.len(), again[0].attempts), (1, 2), "{tdb:?}");
+        let taken = store.claim_logouts(NOW + 131, NOW + 160, 10).await.unwrap();
+        assert_eq!(taken.len(), 1, "{tdb:?}: lease expired");
+        assert!(!store
+            .finish_logout(&again[0], NOW + 140, Attempt::Delivered)
+            .await
+            .unwrap());
+        let abandon = Attempt::Abandon {
+            error: "answered 404".into(),
+        };
+        assert!(store
+            .finish_logout(&taken[0], NOW + 140, abandon)
+            .await
+            .unwrap());
+        assert_eq!(store.pending_logouts().await.unwrap(), 0, "{tdb:?}");
+        // Purged: the delivered one at once (nothing else is due yet), the
+        // abandoned one after a week.
+        assert_eq!(
+            store.purge_expired(NOW + 200, 100).await.unwrap(),
+            1,
+            "{tdb:?}"
+        );
     }
 }
 
@@ -1219,7 +1431,8 @@ async fn fail(store: &Store, keys: Vec<ThrottleKey>, now: i64) -> Option<i64> {
         .await
         .unwrap();
     assert_eq!(reserved, ThrottleAttempt::Reserved);
-    store.record_failure(A, keys, WINDOW, now).await.unwrap()
+    let locked = store.record_failure(A, keys, WINDOW, now).await.unwrap();
+    locked.map(|l| l.until)
 }
 
 /// A verification that succeeds: reserved, then given back (clearing `clear`).
@@ -1364,7 +1577,11 @@ async fn concurrent_reservations_never_exceed_the_limit() {
         assert_eq!(reserved, 5, "{tdb:?}: exactly the limit is reserved");
         // The five fail: the fifth locks the key.
         for i in 1..=5 {
-            let locked = store.record_failure(A, keys(), WINDOW, NOW).await.unwrap();
+            let locked = store
+                .record_failure(A, keys(), WINDOW, NOW)
+                .await
+                .unwrap()
+                .map(|l| l.until);
             assert_eq!(locked, (i == 5).then_some(NOW + 30), "{tdb:?}: failure {i}");
         }
         // The refused took no place under the other key: it holds five failures, nothing in flight.

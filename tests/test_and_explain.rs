@@ -222,7 +222,19 @@ fn the_cookbook_passes_its_own_tests() {
 /// request's nonce (a fixture sends none).
 fn stable(claims: &Value) -> Map<String, Value> {
     let mut m = claims.as_object().unwrap().clone();
-    for volatile in ["iat", "exp", "auth_time", "at_hash", "jti", "nonce"] {
+    // `generation` names the configuration a server serves (sesame test
+    // serves none); `sid` the browser session it was issued in (a dry run
+    // has none).
+    for volatile in [
+        "iat",
+        "exp",
+        "auth_time",
+        "at_hash",
+        "jti",
+        "nonce",
+        "generation",
+        "sid",
+    ] {
         m.remove(volatile);
     }
     m

@@ -7,12 +7,21 @@
 //
 // FORMAT=jwt issues RS256 JWT access tokens (typ at+jwt), FORMAT=opaque
 // reference tokens; tokens are kept in the provider's in-memory adapter.
+// ALG=ES256 (or EdDSA) signs everything with a key of that algorithm
+// instead of RSA: the counterpart of sesame's `es256` and `eddsa` tenants.
 import { generateKeyPairSync } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.PORT || 3001);
 const format = process.env.FORMAT || 'jwt';
-const key = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+const alg = process.env.ALG || 'RS256';
+const pair = {
+  RS256: () => generateKeyPairSync('rsa', { modulusLength: 2048 }),
+  ES256: () => generateKeyPairSync('ec', { namedCurve: 'P-256' }),
+  EdDSA: () => generateKeyPairSync('ed25519'),
+}[alg];
+if (!pair) throw new Error(`ALG must be RS256, ES256 or EdDSA, not ${alg}`);
+const key = pair().privateKey.export({ format: 'jwk' });
 
 const client = (id) => ({
   client_id: id,
@@ -21,6 +30,7 @@ const client = (id) => ({
   response_types: [],
   redirect_uris: [],
   scope: 'api',
+  id_token_signed_response_alg: alg,
 });
 
 // For the code flow with an SSO session: a confidential client like sesame's
@@ -31,12 +41,14 @@ const web = {
   grant_types: ['authorization_code'],
   response_types: ['code'],
   redirect_uris: ['http://bench.test/cb'],
+  id_token_signed_response_alg: alg,
 };
 
 const provider = new Provider(`http://127.0.0.1:${port}`, {
   clients: [client('cc'), client('rs'), web],
   pkce: { required: () => false },
-  jwks: { keys: [{ ...key, alg: 'RS256', use: 'sig' }] },
+  jwks: { keys: [{ ...key, alg, use: 'sig' }] },
+  enabledJWA: { idTokenSigningAlgValues: [alg] },
   scopes: ['openid', 'api'],
   features: {
     devInteractions: { enabled: false },
@@ -50,7 +62,7 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
       getResourceServerInfo: () => ({
         scope: 'api',
         accessTokenFormat: format,
-        jwt: { sign: { alg: 'RS256' } },
+        jwt: { sign: { alg } },
       }),
     },
   },
@@ -68,4 +80,4 @@ provider.use(async (ctx, next) => {
   const result = { login: { accountId: 'alice' }, consent: { grantId: await grant.save() } };
   ctx.redirect(await provider.interactionResult(ctx.req, ctx.res, result));
 });
-provider.listen(port, '127.0.0.1', () => console.log(`reference listening on http://127.0.0.1:${port} (${format})`));
+provider.listen(port, '127.0.0.1', () => console.log(`reference listening on http://127.0.0.1:${port} (${format}, ${alg})`));

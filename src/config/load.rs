@@ -45,6 +45,8 @@ pub fn load_str(
         value = Value::Mapping(Default::default());
     }
     // 2. ${NAME} in string values.
+    let mut from_env = Default::default();
+    crate::plan::env_paths(&value, "", &mut from_env);
     let mut errors = Vec::new();
     expand_value(&mut value, "", env, &mut errors);
     let expansion_paths: Vec<String> = errors.iter().map(|e| e.path.clone()).collect();
@@ -58,6 +60,7 @@ pub fn load_str(
     };
     // 4. base_dir and users files.
     config.base_dir = base_dir.to_path_buf();
+    config.from_env = from_env;
     let mut file_users: Vec<Option<(usize, PathBuf)>> = Vec::new();
     // Errors about users files, which name their place in the file.
     let mut in_users_files = Vec::new();
@@ -828,7 +831,10 @@ tenants:
             .unwrap();
             let yaml = spec_example("[keys/demo.pem]");
             let c = load_str(&yaml, dir.path(), &vars(&[("CHEMIN_SECRET", "s")])).unwrap();
-            assert_eq!(c.tenants[0].signing.keys, [PathBuf::from("keys/demo.pem")]);
+            assert_eq!(
+                c.tenants[0].signing.keys,
+                [crate::config::KeyFile::from(PathBuf::from("keys/demo.pem"))]
+            );
             // The parsed key is kept, so the runtime does not read the file again.
             let pem = std::fs::read(dir.path().join("keys/demo.pem")).unwrap();
             let kid = SigningKey::from_pem(&pem, Alg::RS256).unwrap();

@@ -14,14 +14,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::jose::{Alg, KeyEncryptionKey, SigningKey};
 
-mod duration;
+pub mod duration;
 mod env;
 mod lenient;
 mod load;
 mod locate;
 mod restart;
+pub mod timestamp;
+mod ui;
 mod validate;
 
+pub(crate) use env::child_path;
 pub use load::{load, load_str};
 pub use locate::{locate, with_location};
 pub use restart::restart_only_changes;
@@ -92,6 +95,10 @@ pub struct Config {
     /// Directory of the config file; relative paths resolve against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
+    /// The YAML paths of the values that came from `${NAME}` references
+    /// (never shown in clear by `sesame plan`'s records).
+    #[serde(skip)]
+    pub from_env: std::collections::BTreeSet<String>,
 }
 
 impl Config {
@@ -153,6 +160,10 @@ pub struct ServerConfig {
     /// `text` (default) or `json` (one object per line).
     #[serde(default)]
     pub log_format: LogFormat,
+    /// Reload by itself when the config file, a script or a page file it
+    /// names changes (as SIGHUP does), after the edit settles.
+    #[serde(default)]
+    pub watch_config: bool,
 }
 
 /// How log lines are written.
@@ -172,6 +183,7 @@ impl Default for ServerConfig {
             trusted_networks: Vec::new(),
             admin_listen: None,
             log_format: LogFormat::default(),
+            watch_config: false,
         }
     }
 }
@@ -279,6 +291,120 @@ pub struct TenantConfig {
     /// Brute-force protection for sign-ins and client authentication.
     #[serde(default)]
     pub throttle: ThrottleConfig,
+    /// A directory of template files (`login.html`, `base.html`, …) that
+    /// replace the built-in ones of the same name.
+    pub templates_dir: Option<PathBuf>,
+    /// The pages' language when neither `ui_locales` nor `Accept-Language`
+    /// names one there is a catalogue for (default `en`).
+    pub default_locale: Option<String>,
+    /// Whether users may also sign in with their `email` claim.
+    #[serde(default)]
+    pub login_by_email: bool,
+    /// How the tenant's pages look.
+    #[serde(default)]
+    pub branding: BrandingConfig,
+    /// Pushed authorization requests (RFC 9126) at `/par`.
+    #[serde(default)]
+    pub pushed_authorization_requests: PushedAuthorizationConfig,
+    /// Every client of the tenant must push its authorization requests.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// DPoP proofs (RFC 9449): how old one may be, and whether each must
+    /// carry a nonce of ours.
+    #[serde(default)]
+    pub dpop: DpopConfig,
+    /// A security profile every client of the tenant follows (`fapi2`).
+    pub profile: Option<Profile>,
+    /// Telling applications that a session ended.
+    #[serde(default)]
+    pub logout: LogoutConfig,
+    /// The files `templates_dir`, `branding.css`, `branding.logo` and
+    /// `branding.favicon` name, read and checked by validation.
+    #[serde(skip)]
+    pub loaded_ui: LoadedUi,
+}
+
+/// A tenant's look: every value optional.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandingConfig {
+    /// The name shown at the top of every page and in its title.
+    pub name: Option<String>,
+    /// An https URL, or an image file (png, jpg, gif, webp, svg, ico) that
+    /// sesame serves; relative paths resolve against the config file.
+    pub logo: Option<String>,
+    pub favicon: Option<String>,
+    /// CSS hex colours (`#0a7d4f`): buttons and links, and the page background.
+    pub primary_color: Option<String>,
+    pub background_color: Option<String>,
+    /// A stylesheet file appended to sesame's.
+    pub css: Option<PathBuf>,
+    #[serde(default)]
+    pub links: BrandLinksConfig,
+}
+
+/// https links on the pages: the footer's, and the sign-in form's help link.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BrandLinksConfig {
+    pub privacy: Option<String>,
+    pub terms: Option<String>,
+    pub support: Option<String>,
+    /// "Forgot your password?" under the sign-in form.
+    pub help: Option<String>,
+}
+
+/// The files of a tenant's pages, as read by validation.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedUi {
+    /// `(file name, source)` of every `.html` file in `templates_dir`.
+    pub templates: Vec<(String, String)>,
+    pub css: Option<String>,
+    pub logo: Option<crate::ui::Image>,
+    pub favicon: Option<crate::ui::Image>,
+}
+
+/// Words for people: one text, or one per language (`{en: …, fr: …}`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Text {
+    Plain(String),
+    PerLanguage(BTreeMap<String, String>),
+}
+
+impl Default for Text {
+    fn default() -> Text {
+        Text::Plain(String::new())
+    }
+}
+
+impl Text {
+    /// The text in `lang`, else in `fallback`, else in English, else any
+    /// (`""` when there is none).
+    pub fn get(&self, lang: &str, fallback: &str) -> &str {
+        match self {
+            Text::Plain(s) => s,
+            Text::PerLanguage(m) => [lang, fallback, "en"]
+                .iter()
+                .find_map(|l| m.get(*l))
+                .or_else(|| m.values().next())
+                .map(String::as_str)
+                .unwrap_or(""),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Text::Plain(s) => s.is_empty(),
+            Text::PerLanguage(m) => m.values().all(String::is_empty),
+        }
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        matches!(self, Text::Plain(s) if s == other)
+    }
 }
 
 /// An API (OAuth resource server) that accepts the tenant's access tokens.
@@ -294,6 +420,19 @@ pub struct ResourceServerConfig {
     pub client: String,
     /// The scopes it accepts.
     pub scopes: Vec<String>,
+    /// Access tokens issued for it (`resource=` its identifier): their
+    /// format and lifetime, when not the tenant's and the client's.
+    #[serde(default)]
+    pub access_token: ResourceTokenConfig,
+}
+
+/// `resource_servers[].access_token`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceTokenConfig {
+    pub format: Option<AccessTokenFormat>,
+    #[serde(default, with = "duration::option")]
+    pub lifetime: Option<Duration>,
 }
 
 /// Brute-force protection: failures counted in the database (so every node
@@ -352,17 +491,209 @@ fn default_lockout() -> Duration {
     Duration::from_secs(15 * 60)
 }
 
+/// Pushed authorization requests (RFC 9126).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushedAuthorizationConfig {
+    /// How long a `request_uri` may wait for its `/authorize` (RFC 9126's `expires_in`).
+    #[serde(default = "default_pushed_request_lifetime", with = "duration")]
+    pub lifetime: Duration,
+}
+
+/// `dpop`: how DPoP proofs (RFC 9449) are judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpopConfig {
+    /// The oldest proof accepted, by its `iat` (a proof may also be up to
+    /// 5 s in the future, for clock skew).
+    #[serde(default = "default_dpop_max_age", with = "duration")]
+    pub max_age: Duration,
+    /// Every proof must carry a `nonce` the server gave out (`DPoP-Nonce`,
+    /// RFC 9449 §8), so that a proof cannot be made ahead of time.
+    #[serde(default)]
+    pub require_nonce: bool,
+}
+
+fn default_dpop_max_age() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Default for DpopConfig {
+    fn default() -> Self {
+        DpopConfig {
+            max_age: default_dpop_max_age(),
+            require_nonce: false,
+        }
+    }
+}
+
+/// A security profile: the rules a client (or every client of a tenant)
+/// must follow, checked by validation and enforced on every request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// The FAPI 2.0 Security Profile: PAR, PKCE S256, `private_key_jwt`,
+    /// DPoP-bound tokens, `iss` in the response, codes of at most 60 s and
+    /// signatures other than RS256.
+    Fapi2,
+}
+
+impl Default for PushedAuthorizationConfig {
+    fn default() -> Self {
+        PushedAuthorizationConfig {
+            lifetime: default_pushed_request_lifetime(),
+        }
+    }
+}
+
+fn default_pushed_request_lifetime() -> Duration {
+    Duration::from_secs(60)
+}
+
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SigningConfig {
     #[serde(default)]
     pub alg: Alg,
-    /// PEM files; the first signs, all are published. Empty: generated and stored.
+    /// PEM files, each with an optional window; the first whose window holds
+    /// now signs, all are published. Empty: generated and stored.
     #[serde(default)]
-    pub keys: Vec<PathBuf>,
+    pub keys: Vec<KeyFile>,
+    /// Generated keys replaced on a schedule (not with `keys`).
+    #[serde(default)]
+    pub rotation: Option<RotationConfig>,
     /// The `keys` files, read and parsed once by validation, in order.
     #[serde(skip)]
     pub loaded_keys: Vec<SigningKey>,
+}
+
+/// A configured signing key: a PEM file (`keys/a.pem`), or the file with
+/// the window in which it signs (`{ path, not_before, not_after }`, RFC 3339
+/// times held as unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyFile {
+    pub path: PathBuf,
+    #[serde(with = "timestamp::option", skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<i64>,
+    #[serde(with = "timestamp::option", skip_serializing_if = "Option::is_none")]
+    pub not_after: Option<i64>,
+}
+
+impl From<PathBuf> for KeyFile {
+    fn from(path: PathBuf) -> KeyFile {
+        KeyFile {
+            path,
+            not_before: None,
+            not_after: None,
+        }
+    }
+}
+
+/// The long form of a [`KeyFile`].
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyFileMap {
+    path: PathBuf,
+    #[serde(default, with = "timestamp::option")]
+    not_before: Option<i64>,
+    #[serde(default, with = "timestamp::option")]
+    not_after: Option<i64>,
+}
+
+impl<'de> Deserialize<'de> for KeyFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<KeyFile, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = KeyFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a PEM file path, or { path, not_before, not_after }")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<KeyFile, E> {
+                Ok(KeyFile::from(PathBuf::from(v)))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<KeyFile, A::Error> {
+                let m = KeyFileMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(KeyFile {
+                    path: m.path,
+                    not_before: m.not_before,
+                    not_after: m.not_after,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// Logout across applications.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutConfig {
+    #[serde(default)]
+    pub backchannel: BackchannelConfig,
+}
+
+/// Delivery of back-channel logout tokens: each attempt waits `timeout` for
+/// the client's answer; a failed one is tried again after `backoff`,
+/// doubling up to `max_backoff`, at most `max_attempts` times in all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackchannelConfig {
+    #[serde(default = "default_backchannel_timeout", with = "duration")]
+    pub timeout: Duration,
+    #[serde(default = "default_backchannel_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_backchannel_backoff", with = "duration")]
+    pub backoff: Duration,
+    #[serde(default = "default_backchannel_max_backoff", with = "duration")]
+    pub max_backoff: Duration,
+}
+
+impl Default for BackchannelConfig {
+    fn default() -> Self {
+        BackchannelConfig {
+            timeout: default_backchannel_timeout(),
+            max_attempts: default_backchannel_attempts(),
+            backoff: default_backchannel_backoff(),
+            max_backoff: default_backchannel_max_backoff(),
+        }
+    }
+}
+
+fn default_backchannel_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_backchannel_attempts() -> u32 {
+    12
+}
+
+fn default_backchannel_backoff() -> Duration {
+    Duration::from_secs(2)
+}
+
+fn default_backchannel_max_backoff() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// Generated keys on a schedule: a new key every `every`, published `lead`
+/// before it signs; relying parties cache the JWKS for `jwks_cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotationConfig {
+    #[serde(with = "duration")]
+    pub every: Duration,
+    #[serde(default = "default_rotation_lead", with = "duration")]
+    pub lead: Duration,
+    #[serde(default = "default_jwks_cache", with = "duration")]
+    pub jwks_cache: Duration,
+}
+
+fn default_rotation_lead() -> Duration {
+    Duration::from_secs(86400)
+}
+
+fn default_jwks_cache() -> Duration {
+    Duration::from_secs(300)
 }
 
 /// Token lifetimes; absent values fall back to the tenant's, then the defaults.
@@ -397,8 +728,9 @@ pub enum AccessTokenFormat {
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScopeConfig {
+    /// Shown on the consent page: one text, or one per language.
     #[serde(default)]
-    pub description: String,
+    pub description: Text,
     /// User claims released to userinfo and the ID token with this scope.
     #[serde(default)]
     pub claims: Vec<String>,
@@ -444,14 +776,29 @@ impl GrantType {
 pub enum AuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
+    /// A JWT signed with the client secret (HMAC; RFC 7523, OIDC Core §9).
+    ClientSecretJwt,
+    /// A JWT signed with one of the client's keys (`jwks` or `jwks_uri`).
+    PrivateKeyJwt,
     None,
 }
 
 impl AuthMethod {
+    /// Every method, as discovery lists them.
+    pub const ALL: [AuthMethod; 5] = [
+        AuthMethod::ClientSecretBasic,
+        AuthMethod::ClientSecretPost,
+        AuthMethod::ClientSecretJwt,
+        AuthMethod::PrivateKeyJwt,
+        AuthMethod::None,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMethod::ClientSecretBasic => "client_secret_basic",
             AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::ClientSecretJwt => "client_secret_jwt",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
             AuthMethod::None => "none",
         }
     }
@@ -478,18 +825,82 @@ pub struct ClientConfig {
     pub require_pkce: bool,
     #[serde(default)]
     pub skip_consent: bool,
+    /// Authorization requests must be pushed to `/par` first (RFC 9126 §6).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
     #[serde(default)]
     pub lifetimes: LifetimesConfig,
     #[serde(default)]
     pub plugins: Vec<PathBuf>,
     #[serde(default)]
     pub metadata: serde_json::Map<String, serde_json::Value>,
+    /// OIDC client metadata shown on the consent page (https URLs): the
+    /// application's logo, home page, privacy policy and terms of service.
+    pub logo_uri: Option<String>,
+    pub client_uri: Option<String>,
+    pub policy_uri: Option<String>,
+    pub tos_uri: Option<String>,
+    /// The algorithm of this client's ID tokens: the tenant's signing
+    /// algorithm (the default) or RS256, which every tenant offers.
+    pub id_token_signed_response_alg: Option<Alg>,
+    /// The client's public keys, for `private_key_jwt`: a JWK Set
+    /// (`{keys: [...]}`) written in the YAML…
+    pub jwks: Option<serde_json::Value>,
+    /// …or fetched from this URL (https, or http on loopback).
+    pub jwks_uri: Option<String>,
+    /// The one JWS algorithm its client assertions may use (default: any
+    /// that fits the method: RS256, PS256, ES256, EdDSA for
+    /// `private_key_jwt`; HS256, HS384, HS512 for `client_secret_jwt`).
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    /// Authorization requests must come as a signed request object
+    /// (`request`, RFC 9101).
+    #[serde(default)]
+    pub require_signed_request_object: bool,
+    /// The one JWS algorithm its request objects may use (default: any its
+    /// keys or clear secret can verify).
+    pub request_object_signing_alg: Option<String>,
+    /// Its access tokens must be bound to a DPoP key (RFC 9449 §5.2): a
+    /// token request without a proof is refused.
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
+    /// A security profile this client follows (`fapi2`); the tenant's
+    /// `profile` applies when absent.
+    pub profile: Option<Profile>,
+    /// OpenID Connect Back-Channel Logout 1.0: sesame POSTs a logout token
+    /// here when a session this client signed in to ends (https, or http
+    /// on loopback).
+    pub backchannel_logout_uri: Option<String>,
+    /// Its logout tokens must carry `sid` (sesame's always do).
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
+    /// OpenID Connect Front-Channel Logout 1.0: the signed-out page loads
+    /// this URL in an iframe (https, or http on loopback).
+    pub frontchannel_logout_uri: Option<String>,
+    /// The iframe's URL gets `iss` and `sid` query parameters.
+    #[serde(default)]
+    pub frontchannel_logout_session_required: bool,
+    /// `jwks`, parsed by validation.
+    #[serde(skip)]
+    pub loaded_jwks: Option<std::sync::Arc<crate::jose::ClientJwks>>,
+}
+
+impl TenantConfig {
+    /// The profile `client` follows: its own, else the tenant's — except
+    /// for a declared resource server's client, which only introspects
+    /// (the tenant's profile governs the clients that get tokens).
+    pub fn profile_of(&self, client: &ClientConfig) -> Option<Profile> {
+        let serves = self.resource_servers.iter().any(|r| r.client == client.id);
+        client.profile.or(self.profile.filter(|_| !serves))
+    }
 }
 
 impl ClientConfig {
-    /// A public client has neither `secret` nor `secret_hash`.
+    /// A public client has neither `secret` nor `secret_hash`, nor keys
+    /// it authenticates with (`private_key_jwt`).
     pub fn is_public(&self) -> bool {
-        self.secret.is_none() && self.secret_hash.is_none()
+        self.secret.is_none()
+            && self.secret_hash.is_none()
+            && self.token_endpoint_auth_method != Some(AuthMethod::PrivateKeyJwt)
     }
 
     /// `token_endpoint_auth_method`, or its default: `client_secret_basic`

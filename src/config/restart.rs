@@ -8,6 +8,7 @@ use super::Config;
 ///
 /// - `server.listen`, `server.admin_listen`: the sockets are bound once.
 /// - `server.log_format`: the log writer is set up once.
+/// - `server.watch_config`: the watch is started (or not) once.
 /// - `database.url`, `database.pool_size`, `database.connect_timeout`: the
 ///   connection pool is built once (and `pool_size` also sizes the blocking
 ///   thread pool). A URL is compared as written.
@@ -23,6 +24,7 @@ pub fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
         ("server.listen", os.listen != ns.listen),
         ("server.admin_listen", os.admin_listen != ns.admin_listen),
         ("server.log_format", os.log_format != ns.log_format),
+        ("server.watch_config", os.watch_config != ns.watch_config),
         ("database.url", od.url != nd.url),
         ("database.pool_size", od.pool_size != nd.pool_size),
         (

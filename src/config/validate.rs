@@ -11,9 +11,10 @@ use ipnet::IpNet;
 
 use super::{
     AuthMethod, ClientConfig, Config, ConfigError, DatabaseConfig, GrantType, KeyEncryptionConfig,
-    LifetimesConfig, ServerConfig, TenantConfig, ThrottleConfig, UserConfig, BUILTIN_SCOPES,
+    LifetimesConfig, LoadedUi, Profile, ServerConfig, TenantConfig, ThrottleConfig, UserConfig,
+    BUILTIN_SCOPES,
 };
-use crate::jose::{KeyEncryptionKey, SigningKey};
+use crate::jose::{Alg, KeyEncryptionKey, SigningKey};
 
 /// Database URL schemes sesame knows.
 pub const DATABASE_SCHEMES: &[&str] = &["sqlite", "mysql", "postgres", "postgresql"];
@@ -34,6 +35,8 @@ pub const REGISTERED_CLAIMS: &[&str] = &[
     "azp",
     "scope",
     "client_id",
+    "cnf",
+    "sid",
 ];
 
 /// Longest lifetime or throttle duration accepted (100 years): longer ones
@@ -60,6 +63,9 @@ pub fn warnings(config: &Config) -> Vec<ConfigError> {
                     t.id
                 ),
             ));
+        }
+        if let Some(w) = key_window_gap(t, crate::now()) {
+            out.push(ConfigError::new(format!("tenants[{ti}].signing.keys"), w));
         }
         for (ci, cl) in t.clients.iter().enumerate() {
             if production && cl.secret.is_some() {
@@ -89,6 +95,46 @@ pub fn warnings(config: &Config) -> Vec<ConfigError> {
     out
 }
 
+/// How far ahead configured key windows must reach for `sesame check` to be quiet.
+const KEY_WINDOW_HORIZON: i64 = 7 * 86400;
+
+/// A warning when the tenant's configured keys leave a time within the next
+/// seven days (from `now`) that no key's window holds.
+fn key_window_gap(t: &TenantConfig, now: i64) -> Option<String> {
+    let keys = &t.signing.keys;
+    if keys.is_empty()
+        || keys
+            .iter()
+            .all(|k| k.not_before.is_none() && k.not_after.is_none())
+    {
+        return None;
+    }
+    let holds = |at: i64| {
+        keys.iter().any(|k| {
+            k.not_before.is_none_or(|from| from <= at) && k.not_after.is_none_or(|until| at < until)
+        })
+    };
+    // The windows' edges are the only places coverage changes.
+    let mut probes = vec![now];
+    probes.extend(keys.iter().filter_map(|k| k.not_after));
+    probes.extend(keys.iter().filter_map(|k| k.not_before.map(|f| f - 1)));
+    let gap = probes
+        .into_iter()
+        .filter(|&at| (now..=now + KEY_WINDOW_HORIZON).contains(&at))
+        .filter(|&at| !holds(at))
+        .min()?;
+    let first = if gap == now {
+        "now".to_string()
+    } else {
+        super::timestamp::format(gap)
+    };
+    Some(format!(
+        "no configured key's not_before/not_after window holds {first} (the next 7 days must be \
+         covered): the first listed key would sign outside its window; add a key whose window \
+         covers it"
+    ))
+}
+
 /// Check every rule on `config` (whose `base_dir` is set: key files and
 /// plugin scripts are looked up on disk) and return every problem found.
 /// What the checks parse is kept in `config`, so nothing is parsed again:
@@ -110,29 +156,221 @@ pub fn validate(config: &mut Config) -> Vec<ConfigError> {
         .and_then(|k| key_encryption(&mut c, config, k));
     let mut tenant_ids: HashMap<&str, usize> = HashMap::new();
     let mut issuers: Vec<(IssuerKey, usize)> = Vec::new();
-    let keys: Vec<Vec<SigningKey>> = config
+    let loaded: Vec<(Vec<SigningKey>, LoadedUi)> = config
         .tenants
         .iter()
         .enumerate()
-        .map(|(ti, t)| tenant(&mut c, config, ti, t, &mut tenant_ids, &mut issuers))
+        .map(|(ti, t)| {
+            let keys = tenant(&mut c, config, ti, t, &mut tenant_ids, &mut issuers);
+            (
+                keys,
+                super::ui::tenant(&mut c, config, &format!("tenants[{ti}]"), t),
+            )
+        })
         .collect();
     config.server.trusted_networks = networks;
     if let Some(k) = config.key_encryption.as_mut() {
         k.loaded = kek;
     }
-    for (t, keys) in config.tenants.iter_mut().zip(keys) {
+    for (t, (keys, ui)) in config.tenants.iter_mut().zip(loaded) {
         t.signing.loaded_keys = keys;
+        t.loaded_ui = ui;
+    }
+    for (ti, t) in config.tenants.iter_mut().enumerate() {
+        for (ci, cl) in t.clients.iter_mut().enumerate() {
+            cl.loaded_jwks = client_keys(&mut c, &format!("tenants[{ti}].clients[{ci}]"), cl);
+        }
     }
     c.errors
 }
 
+/// A client's keys and assertion settings: `jwks` (parsed here) or
+/// `jwks_uri` for `private_key_jwt`, the secret in clear for
+/// `client_secret_jwt`, an assertion algorithm that fits the method.
+fn client_keys(
+    c: &mut Checker,
+    cp: &str,
+    cl: &ClientConfig,
+) -> Option<std::sync::Arc<crate::jose::ClientJwks>> {
+    use crate::jose::{ClientAlg, ClientJwks};
+    let method = cl.auth_method();
+    let at = |key: &str| format!("{cp}.{key}");
+    match method {
+        AuthMethod::PrivateKeyJwt if cl.jwks.is_none() && cl.jwks_uri.is_none() => c.err(
+            at("token_endpoint_auth_method"),
+            "private_key_jwt needs the client's public keys: set jwks (a JWK Set) or jwks_uri",
+        ),
+        AuthMethod::ClientSecretJwt if cl.secret.is_none() && cl.secret_hash.is_some() => c.err(
+            at("token_endpoint_auth_method"),
+            "client_secret_jwt needs the secret in clear (sesame checks an HMAC made with it), \
+             and this client has only secret_hash: set secret, or use private_key_jwt",
+        ),
+        _ => {}
+    }
+    if cl.jwks.is_some() && cl.jwks_uri.is_some() {
+        c.err(at("jwks_uri"), "set either jwks or jwks_uri, not both");
+    }
+    if let Some(uri) = &cl.jwks_uri {
+        server_to_server_uri(c, at("jwks_uri"), uri);
+    }
+    if let Some(alg) = &cl.token_endpoint_auth_signing_alg {
+        match (ClientAlg::parse(alg), method) {
+            (Some(a), AuthMethod::ClientSecretJwt) if a.is_symmetric() => {}
+            (Some(a), AuthMethod::PrivateKeyJwt) if !a.is_symmetric() => {}
+            (Some(_), AuthMethod::ClientSecretJwt | AuthMethod::PrivateKeyJwt) => c.err(
+                at("token_endpoint_auth_signing_alg"),
+                format!(
+                    "{alg} doesn't fit {}: HS256, HS384 or HS512 sign client_secret_jwt; \
+                     RS256, PS256, ES256 or EdDSA sign private_key_jwt",
+                    method.as_str()
+                ),
+            ),
+            (Some(_), _) => c.err(
+                at("token_endpoint_auth_signing_alg"),
+                "only for private_key_jwt or client_secret_jwt clients",
+            ),
+            (None, _) => c.err(
+                at("token_endpoint_auth_signing_alg"),
+                format!(
+                    "unknown algorithm {alg:?} (RS256, PS256, ES256, EdDSA, HS256, HS384, HS512)"
+                ),
+            ),
+        }
+    }
+    let has_keys = cl.jwks.is_some() || cl.jwks_uri.is_some();
+    if let Some(alg) = &cl.request_object_signing_alg {
+        match ClientAlg::parse(alg) {
+            Some(a) if a.is_symmetric() && cl.secret.is_none() => c.err(
+                at("request_object_signing_alg"),
+                format!("{alg} request objects are checked with the secret in clear: set secret"),
+            ),
+            Some(a) if !a.is_symmetric() && !has_keys => c.err(
+                at("request_object_signing_alg"),
+                format!("{alg} request objects are checked with the client's keys: set jwks or jwks_uri"),
+            ),
+            Some(_) => {}
+            None => c.err(
+                at("request_object_signing_alg"),
+                format!("unknown algorithm {alg:?} (RS256, PS256, ES256, EdDSA, HS256, HS384, HS512)"),
+            ),
+        }
+    }
+    if cl.require_signed_request_object && !has_keys && cl.secret.is_none() {
+        c.err(
+            at("require_signed_request_object"),
+            "the client can't sign request objects: give it jwks or jwks_uri (or a secret in clear, for HMAC)",
+        );
+    }
+    let jwks = cl.jwks.as_ref()?;
+    match ClientJwks::parse(jwks) {
+        Ok(keys) => Some(std::sync::Arc::new(keys)),
+        Err(e) => {
+            c.err(at("jwks"), e);
+            None
+        }
+    }
+}
+
+/// Whether a URL's host is the loopback interface.
+/// A URL sesame itself calls or has the browser load for a client
+/// (`jwks_uri`, the logout URIs): absolute, https (http only on loopback),
+/// no fragment.
+fn server_to_server_uri(c: &mut Checker, path: String, uri: &str) {
+    match url::Url::parse(uri) {
+        Ok(u) if u.fragment().is_some() => {
+            c.err(path, format!("{uri:?} must not contain a fragment (#...)"))
+        }
+        Ok(u) if u.scheme() == "https" || (u.scheme() == "http" && is_loopback_url(&u)) => {}
+        Ok(_) => c.err(
+            path,
+            format!("{uri:?} must be https (http only on loopback)"),
+        ),
+        Err(e) => c.err(path, format!("{uri:?} is not an absolute URL ({e})")),
+    }
+}
+
+/// The client's logout URIs (back- and front-channel) and their flags.
+fn client_logout(c: &mut Checker, cp: &str, cl: &ClientConfig) {
+    for (key, uri, required) in [
+        (
+            "backchannel_logout",
+            &cl.backchannel_logout_uri,
+            cl.backchannel_logout_session_required,
+        ),
+        (
+            "frontchannel_logout",
+            &cl.frontchannel_logout_uri,
+            cl.frontchannel_logout_session_required,
+        ),
+    ] {
+        match uri {
+            Some(uri) => server_to_server_uri(c, format!("{cp}.{key}_uri"), uri),
+            None if required => c.err(
+                format!("{cp}.{key}_session_required"),
+                format!("{key}_session_required needs {key}_uri"),
+            ),
+            None => {}
+        }
+    }
+}
+
+/// `logout.backchannel`: a timeout and back-off of at least a second, at
+/// least one attempt.
+fn logout(c: &mut Checker, path: &str, l: &crate::config::LogoutConfig) {
+    let b = &l.backchannel;
+    if b.max_attempts == 0 {
+        c.err(
+            format!("{path}.backchannel.max_attempts"),
+            "max_attempts must be at least 1",
+        );
+    }
+    for (name, d) in [
+        ("timeout", b.timeout),
+        ("backoff", b.backoff),
+        ("max_backoff", b.max_backoff),
+    ] {
+        if d.as_secs() == 0 {
+            c.err(
+                format!("{path}.backchannel.{name}"),
+                format!("{name} must be at least 1s"),
+            );
+        } else if d > Duration::from_secs(86400) {
+            c.err(
+                format!("{path}.backchannel.{name}"),
+                format!("{name} must be at most 1 day"),
+            );
+        }
+    }
+    if b.timeout > Duration::from_secs(60) {
+        c.err(
+            format!("{path}.backchannel.timeout"),
+            "timeout must be at most 60s",
+        );
+    }
+    if b.max_backoff < b.backoff {
+        c.err(
+            format!("{path}.backchannel.max_backoff"),
+            "max_backoff must not be shorter than backoff",
+        );
+    }
+}
+
+fn is_loopback_url(u: &url::Url) -> bool {
+    match u.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(a)) => a.is_loopback(),
+        Some(url::Host::Ipv6(a)) => a.is_loopback(),
+        None => false,
+    }
+}
+
 #[derive(Default)]
-struct Checker {
+pub(super) struct Checker {
     errors: Vec<ConfigError>,
 }
 
 impl Checker {
-    fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn err(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.errors.push(ConfigError::new(path, message));
     }
 }
@@ -282,8 +520,15 @@ fn tenant<'a>(
         }
     }
     let keys = signing_keys(c, config, &tp, t);
+    rotation(c, &format!("{tp}.signing"), t);
     lifetimes(c, &format!("{tp}.lifetimes"), &t.lifetimes);
     throttle(c, &format!("{tp}.throttle"), &t.throttle);
+    logout(c, &format!("{tp}.logout"), &t.logout);
+    pushed_requests(
+        c,
+        &format!("{tp}.pushed_authorization_requests"),
+        &t.pushed_authorization_requests,
+    );
     // scopes
     for name in t.scopes.keys() {
         if !is_scope_token(name) {
@@ -323,8 +568,94 @@ fn tenant<'a>(
             &mut client_ids,
         );
     }
+    // ID tokens are signed with the tenant's algorithm or RS256, nothing else.
+    let own = keys.first().map_or(t.signing.alg, |k| k.alg());
+    for (ci, cl) in t.clients.iter().enumerate() {
+        if let Some(alg) = cl.id_token_signed_response_alg {
+            if alg != own && alg != Alg::RS256 {
+                c.err(
+                    format!("{tp}.clients[{ci}].id_token_signed_response_alg"),
+                    format!(
+                        "the tenant signs ID tokens with {} or RS256, not {}",
+                        own.as_str(),
+                        alg.as_str()
+                    ),
+                );
+            }
+        }
+    }
     resource_servers(c, &tp, t);
+    fapi2(c, &tp, t, own);
     keys
+}
+
+/// The JWS algorithms the FAPI 2.0 Security Profile allows (§5.4).
+const FAPI2_ALGS: &[&str] = &["PS256", "ES256", "EdDSA"];
+
+/// What the FAPI 2.0 Security Profile asks of a client that follows it
+/// (`profile: fapi2`, its own or the tenant's) and the configuration does
+/// not give: each thing missing, at its path. (PAR, PKCE and DPoP-bound
+/// tokens the profile turns on by itself; codes it keeps to 60 s.)
+fn fapi2(c: &mut Checker, tp: &str, t: &TenantConfig, own: Alg) {
+    let rule = |what: &str| format!("{what} (profile fapi2: FAPI 2.0 Security Profile)");
+    let mut tenant_alg_reported = false;
+    for (ci, cl) in t.clients.iter().enumerate() {
+        if t.profile_of(cl) != Some(Profile::Fapi2) {
+            continue;
+        }
+        let cp = format!("{tp}.clients[{ci}]");
+        if cl.auth_method() != AuthMethod::PrivateKeyJwt {
+            c.err(
+                format!("{cp}.token_endpoint_auth_method"),
+                rule("a FAPI 2.0 client authenticates with private_key_jwt"),
+            );
+        }
+        for (name, alg) in [
+            (
+                "token_endpoint_auth_signing_alg",
+                cl.token_endpoint_auth_signing_alg.as_deref(),
+            ),
+            (
+                "request_object_signing_alg",
+                cl.request_object_signing_alg.as_deref(),
+            ),
+            (
+                "id_token_signed_response_alg",
+                cl.id_token_signed_response_alg.map(Alg::as_str),
+            ),
+        ] {
+            if let Some(a) = alg.filter(|a| !FAPI2_ALGS.contains(a)) {
+                c.err(
+                    format!("{cp}.{name}"),
+                    rule(&format!("{a} is not allowed: use PS256, ES256 or EdDSA")),
+                );
+            }
+        }
+        if own == Alg::RS256 && !tenant_alg_reported {
+            tenant_alg_reported = true;
+            c.err(
+                format!("{tp}.signing.alg"),
+                rule(&format!(
+                    "{cp} follows fapi2, whose ID tokens are never RS256: sign with PS256, ES256 or EdDSA"
+                )),
+            );
+        }
+        for (path, lifetime) in [
+            (format!("{cp}.lifetimes"), cl.lifetimes.authorization_code),
+            (format!("{tp}.lifetimes"), t.lifetimes.authorization_code),
+        ] {
+            if let Some(l) = lifetime.filter(|l| *l > crate::tenant::FAPI2_CODE_LIFETIME) {
+                c.err(
+                    format!("{path}.authorization_code"),
+                    rule(&format!(
+                        "{}s is too long for {cp}: FAPI 2.0 codes live at most 60s",
+                        l.as_secs()
+                    )),
+                );
+                break;
+            }
+        }
+    }
 }
 
 fn resource_servers(c: &mut Checker, tp: &str, t: &TenantConfig) {
@@ -378,6 +709,14 @@ fn resource_servers(c: &mut Checker, tp: &str, t: &TenantConfig) {
                 "a resource server accepts at least one scope",
             );
         }
+        if let Some(l) = rs.access_token.lifetime {
+            if l.is_zero() || l > MAX_DURATION {
+                c.err(
+                    format!("{rp}.access_token.lifetime"),
+                    "must be longer than 0s and at most 100 years",
+                );
+            }
+        }
         for (si, s) in rs.scopes.iter().enumerate() {
             if !t.scopes.contains_key(s) && !BUILTIN_SCOPES.iter().any(|(b, _)| b == s) {
                 c.err(
@@ -397,7 +736,15 @@ fn signing_keys(c: &mut Checker, config: &Config, tp: &str, t: &TenantConfig) ->
     let mut seen_keys = BTreeSet::new();
     for (ki, key) in t.signing.keys.iter().enumerate() {
         let kp = format!("{tp}.signing.keys[{ki}]");
-        let file = config.resolve(key);
+        let file = config.resolve(&key.path);
+        if let (Some(from), Some(until)) = (key.not_before, key.not_after) {
+            if from >= until {
+                c.err(
+                    format!("{kp}.not_after"),
+                    "not_after must be later than not_before",
+                );
+            }
+        }
         if !seen_keys.insert(file.clone()) {
             c.err(
                 kp,
@@ -424,6 +771,67 @@ fn signing_keys(c: &mut Checker, config: &Config, tp: &str, t: &TenantConfig) ->
         }
     }
     keys
+}
+
+/// `signing.rotation`: for generated keys only; `every` > `lead` +
+/// `jwks_cache`, `lead` ≥ `jwks_cache` ≥ 1s, whole seconds.
+fn rotation(c: &mut Checker, sp: &str, t: &TenantConfig) {
+    let Some(r) = &t.signing.rotation else {
+        return;
+    };
+    let rp = format!("{sp}.rotation");
+    if !t.signing.keys.is_empty() {
+        c.err(
+            rp.clone(),
+            "rotation is for generated keys and cannot be combined with signing.keys: \
+             give each configured key a not_before/not_after window instead",
+        );
+    }
+    let mut whole = true;
+    for (name, d) in [
+        ("every", r.every),
+        ("lead", r.lead),
+        ("jwks_cache", r.jwks_cache),
+    ] {
+        if d.subsec_nanos() != 0 {
+            c.err(format!("{rp}.{name}"), "must be whole seconds");
+            whole = false;
+        } else if d > MAX_DURATION {
+            c.err(format!("{rp}.{name}"), "must be at most 100 years");
+            whole = false;
+        }
+    }
+    if !whole {
+        return;
+    }
+    if r.jwks_cache.is_zero() {
+        c.err(
+            format!("{rp}.jwks_cache"),
+            "must be at least 1s (it is the JWKS max-age relying parties cache for)",
+        );
+    }
+    if r.lead < r.jwks_cache {
+        c.err(
+            format!("{rp}.lead"),
+            format!(
+                "lead ({}) must be at least jwks_cache ({}): a relying party caching the JWKS \
+                 must see the next key before it signs",
+                super::duration::format(r.lead),
+                super::duration::format(r.jwks_cache)
+            ),
+        );
+    }
+    if r.every <= r.lead + r.jwks_cache {
+        c.err(
+            format!("{rp}.every"),
+            format!(
+                "every ({}) must be longer than lead + jwks_cache ({}): each key must sign \
+                 for a while after every cache has the next one",
+                super::duration::format(r.every),
+                super::duration::format(r.lead + r.jwks_cache)
+            ),
+        );
+    }
 }
 
 /// Returns the routing key of a well-formed issuer.
@@ -519,6 +927,21 @@ fn throttle(c: &mut Checker, path: &str, t: &ThrottleConfig) {
                 format!("{name} must be at most 100 years"),
             );
         }
+    }
+}
+
+/// Longest `pushed_authorization_requests.lifetime`: a `request_uri` is
+/// meant to be used at once (RFC 9126 §2.2 suggests 5 to 600 seconds).
+const MAX_PUSHED_REQUEST_LIFETIME: Duration = Duration::from_secs(600);
+
+fn pushed_requests(c: &mut Checker, path: &str, p: &super::PushedAuthorizationConfig) {
+    if p.lifetime.as_secs() == 0 {
+        c.err(format!("{path}.lifetime"), "lifetime must be at least 1s");
+    } else if p.lifetime > MAX_PUSHED_REQUEST_LIFETIME {
+        c.err(
+            format!("{path}.lifetime"),
+            "lifetime must be at most 10m (a request_uri is used at once)",
+        );
     }
 }
 
@@ -652,6 +1075,8 @@ fn client<'a>(
             c.err(format!("{cp}.post_logout_redirect_uris[{i}]"), e);
         }
     }
+    super::ui::client(c, cp, cl);
+    client_logout(c, cp, cl);
     // grant types
     if cl.grant_types.is_empty() {
         c.err(
@@ -700,11 +1125,14 @@ fn client<'a>(
             format!("{cp}.token_endpoint_auth_method"),
             "none is only for public clients, but this client has a secret",
         ),
-        Some(m @ (AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)) if public => c
-            .err(
-                format!("{cp}.token_endpoint_auth_method"),
-                format!("{} needs a secret or secret_hash", m.as_str()),
-            ),
+        Some(
+            m @ (AuthMethod::ClientSecretBasic
+            | AuthMethod::ClientSecretPost
+            | AuthMethod::ClientSecretJwt),
+        ) if public => c.err(
+            format!("{cp}.token_endpoint_auth_method"),
+            format!("{} needs a secret or secret_hash", m.as_str()),
+        ),
         _ => {}
     }
     lifetimes(c, &format!("{cp}.lifetimes"), &cl.lifetimes);
@@ -736,7 +1164,7 @@ fn check_redirect_uri(u: &str) -> Result<(), String> {
 }
 
 /// An `http:` URL whose host is not loopback (127.0.0.0/8, ::1, localhost).
-fn is_plain_http_off_loopback(u: &str) -> bool {
+pub(super) fn is_plain_http_off_loopback(u: &str) -> bool {
     let Ok(url) = url::Url::parse(u) else {
         return false;
     };
@@ -867,6 +1295,137 @@ mod tests {
             errs.len() == 1 && errs[0].path == path && errs[0].message.contains(fragment),
             "expected exactly `{path}: ...{fragment}...`, got {errs:#?}\nfor:\n{yaml}"
         );
+    }
+
+    fn paths(yaml: &str) -> Vec<String> {
+        errors(yaml).into_iter().map(|e| e.path).collect()
+    }
+
+    #[test]
+    fn rotation_settings_are_checked_with_their_paths() {
+        let rotating = |r: &str| tenant(&format!("signing: {{ alg: ES256, rotation: {r} }}"));
+        assert_eq!(
+            errors(&rotating("{ every: 30d, lead: 2d, jwks_cache: 1d }")),
+            vec![]
+        );
+        assert_eq!(
+            errors(&rotating("{ every: 4s, lead: 2s, jwks_cache: 1s }")),
+            vec![]
+        );
+        assert_eq!(errors(&rotating("{ every: 30d }")), vec![]);
+        only_error(
+            &rotating("{ every: 30d, lead: 1h, jwks_cache: 1d }"),
+            "tenants[0].signing.rotation.lead",
+            "must be at least jwks_cache",
+        );
+        only_error(
+            &rotating("{ every: 3s, lead: 2s, jwks_cache: 1s }"),
+            "tenants[0].signing.rotation.every",
+            "longer than lead + jwks_cache",
+        );
+        only_error(
+            &rotating("{ every: 30d, lead: 0s, jwks_cache: 0s }"),
+            "tenants[0].signing.rotation.jwks_cache",
+            "at least 1s",
+        );
+        only_error(
+            &rotating("{ every: 30d, lead: 1500ms, jwks_cache: 1s }"),
+            "tenants[0].signing.rotation.lead",
+            "whole seconds",
+        );
+        let p = paths(&rotating("{ every: 30d, lead: 2d, cache: 1d }"));
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("tenants[0].signing.rotation")),
+            "{p:?}"
+        );
+        let p = paths(&rotating("{ lead: 2d }"));
+        assert!(
+            p.iter()
+                .any(|p| p.starts_with("tenants[0].signing.rotation")),
+            "{p:?}"
+        );
+        let e = errors(&tenant(
+            "signing: { keys: [a.pem], rotation: { every: 30d } }",
+        ));
+        assert!(
+            e.iter().any(|e| e.path == "tenants[0].signing.rotation"
+                && e.message.contains("cannot be combined with signing.keys")),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
+    fn key_windows_are_parsed_and_checked() {
+        let p = paths(&tenant(
+            "signing: { keys: [{ path: a.pem, not_before: '2027-01-01T00:00:00Z', not_after: '2026-01-01T00:00:00Z' }] }",
+        ));
+        assert_eq!(
+            p,
+            [
+                "tenants[0].signing.keys[0].not_after",
+                "tenants[0].signing.keys[0]"
+            ]
+        );
+        let e = errors(&tenant(
+            "signing: { keys: [{ path: a.pem, not_before: next tuesday }] }",
+        ));
+        assert!(
+            e.iter()
+                .any(|e| e.path.starts_with("tenants[0].signing.keys[0]")
+                    && e.message.contains("RFC 3339")),
+            "{e:#?}"
+        );
+        let e = errors(&tenant("signing: { keys: [{ path: a.pem, until: x }] }"));
+        assert!(
+            e.iter()
+                .any(|e| e.path.starts_with("tenants[0].signing.keys[0]")),
+            "{e:#?}"
+        );
+    }
+
+    #[test]
+    fn a_gap_in_configured_key_windows_is_warned_about() {
+        let t = |keys: &str| -> TenantConfig {
+            serde_yaml::from_str(&format!(
+                "id: demo\nissuer: https://id.example.com\nsigning: {{ keys: {keys} }}"
+            ))
+            .unwrap()
+        };
+        let now = 1_800_000_000;
+        let at = |s: i64| super::super::timestamp::format(now + s);
+        // No windows: nothing to say.
+        assert_eq!(key_window_gap(&t("[a.pem, b.pem]"), now), None);
+        // Covered now and for the next week by two windows that meet.
+        let covered = t(&format!(
+            "[{{ path: a.pem, not_after: '{}' }}, {{ path: b.pem, not_before: '{}' }}]",
+            at(86400),
+            at(86400)
+        ));
+        assert_eq!(key_window_gap(&covered, now), None);
+        // Not yet begun.
+        let w = key_window_gap(
+            &t(&format!("[{{ path: a.pem, not_before: '{}' }}]", at(60))),
+            now,
+        )
+        .unwrap();
+        assert!(w.contains("holds now"), "{w}");
+        // Ends in three days with nothing after it.
+        let w = key_window_gap(
+            &t(&format!(
+                "[{{ path: a.pem, not_after: '{}' }}]",
+                at(3 * 86400)
+            )),
+            now,
+        )
+        .unwrap();
+        assert!(w.contains(&at(3 * 86400)), "{w}");
+        // Ends in eight days: fine for now.
+        let later = t(&format!(
+            "[{{ path: a.pem, not_after: '{}' }}]",
+            at(8 * 86400)
+        ));
+        assert_eq!(key_window_gap(&later, now), None);
     }
 
     #[test]
@@ -1104,6 +1663,31 @@ mod tests {
         let t = c.tenants[0].throttle;
         assert_eq!((t.max_failures, t.ip_max_failures), (3, 20));
         assert_eq!(t.lockout, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn pushed_request_lifetime_defaults_to_a_minute_and_is_bounded() {
+        let c = load_str(&tenant(""), Path::new("/x"), &|_| None).unwrap();
+        let p = c.tenants[0].pushed_authorization_requests;
+        assert_eq!(p.lifetime, Duration::from_secs(60));
+        assert!(!c.tenants[0].require_pushed_authorization_requests);
+        let path = "tenants[0].pushed_authorization_requests.lifetime";
+        only_error(
+            &tenant("pushed_authorization_requests: { lifetime: 500ms }"),
+            path,
+            "at least 1s",
+        );
+        only_error(
+            &tenant("pushed_authorization_requests: { lifetime: 11m }"),
+            path,
+            "at most 10m",
+        );
+        assert_eq!(
+            errors(&tenant(
+                "pushed_authorization_requests: { lifetime: 10m }\nrequire_pushed_authorization_requests: true"
+            )),
+            vec![]
+        );
     }
 
     #[test]
@@ -1524,6 +2108,69 @@ mod tests {
             &client("post_logout_redirect_uris: ['https://a.example/#bye']"),
             "tenants[0].clients[0].post_logout_redirect_uris[0]",
             "fragment",
+        );
+    }
+
+    #[test]
+    fn logout_uris_are_https_or_loopback_without_fragment() {
+        let cp = "tenants[0].clients[0]";
+        for (field, value, fragment) in [
+            ("backchannel_logout_uri", "/bc", "not an absolute URL"),
+            (
+                "backchannel_logout_uri",
+                "http://rp.example/bc",
+                "must be https",
+            ),
+            (
+                "frontchannel_logout_uri",
+                "https://rp.example/fc#x",
+                "fragment",
+            ),
+        ] {
+            only_error(
+                &client(&format!("{field}: '{value}'")),
+                &format!("{cp}.{field}"),
+                fragment,
+            );
+        }
+        only_error(
+            &client("frontchannel_logout_session_required: true"),
+            &format!("{cp}.frontchannel_logout_session_required"),
+            "needs frontchannel_logout_uri",
+        );
+        let ok = client(
+            &[
+                "backchannel_logout_uri: http://127.0.0.1:9000/bc",
+                "backchannel_logout_session_required: true",
+                "frontchannel_logout_uri: https://rp.example/fc?x=1",
+                "frontchannel_logout_session_required: true",
+            ]
+            .join("\n"),
+        );
+        assert!(errors(&ok).is_empty(), "{:#?}", errors(&ok));
+    }
+
+    #[test]
+    fn backchannel_delivery_settings_are_bounded() {
+        only_error(
+            &tenant("logout: { backchannel: { max_attempts: 0 } }"),
+            "tenants[0].logout.backchannel.max_attempts",
+            "at least 1",
+        );
+        only_error(
+            &tenant("logout: { backchannel: { timeout: 2m } }"),
+            "tenants[0].logout.backchannel.timeout",
+            "at most 60s",
+        );
+        only_error(
+            &tenant("logout: { backchannel: { backoff: 10m, max_backoff: 1m } }"),
+            "tenants[0].logout.backchannel.max_backoff",
+            "not be shorter",
+        );
+        only_error(
+            &tenant("logout: { backchannel: { backoff: 500ms } }"),
+            "tenants[0].logout.backchannel.backoff",
+            "at least 1s",
         );
     }
 

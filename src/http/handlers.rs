@@ -12,10 +12,11 @@ use super::{cookies, pages, App, Request};
 use crate::oauth::access_token::Bearer;
 use crate::oauth::outcome::{Notice, Page};
 use crate::oauth::{
-    authorize, consent, introspect, login, logout, revoke, token, userinfo, Answer, Credentials,
-    Ctx, OAuthError, Outcome, Params, RequestFacts,
+    authorize, consent, dpop, introspect, login, logout, par, revoke, token, userinfo, Answer,
+    Credentials, Ctx, ErrorCode, OAuthError, Outcome, Params, RequestFacts,
 };
 use crate::tenant::Tenant;
+use crate::ui::Asset;
 
 /// The core's view of one request.
 fn ctx<'a>(app: &'a App, tenant: &'a Tenant, req: &'a Request, url: &'a str) -> Ctx<'a> {
@@ -29,7 +30,7 @@ fn ctx<'a>(app: &'a App, tenant: &'a Tenant, req: &'a Request, url: &'a str) -> 
             url,
             ip: req.ip,
             user_agent: req.header("user-agent"),
-            dpop: req.header("dpop"),
+            dpop: req.dpop(),
         },
     }
 }
@@ -78,7 +79,19 @@ async fn endpoint(app: &Arc<App>, tenant: &Arc<Tenant>, req: &Request) -> Reply 
         "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" if get => {
             public_document(tenant.discovery.clone(), "application/json")
         }
-        "/jwks" if get => public_document(tenant.jwks.clone(), "application/jwk-set+json"),
+        "/jwks" if get => {
+            let jwks = tenant.keys.load().jwks(c.now);
+            let mut r = public_document(jwks, "application/jwk-set+json");
+            // With rotation, the next key is published `lead` (≥ jwks_cache)
+            // before it signs: caches of jwks_cache always hold it in time.
+            if let Some(rotation) = tenant.rotation {
+                let max_age = format!("public, max-age={}", rotation.jwks_cache.as_secs());
+                if let Ok(v) = HeaderValue::from_str(&max_age) {
+                    r.headers_mut().insert(header::CACHE_CONTROL, v);
+                }
+            }
+            r
+        }
         "/.well-known/openid-configuration"
         | "/.well-known/oauth-authorization-server"
         | "/jwks" => reply::method_not_allowed("GET"),
@@ -87,7 +100,7 @@ async fn endpoint(app: &Arc<App>, tenant: &Arc<Tenant>, req: &Request) -> Reply 
                 Ok(p) => authorize::authorize(&c, &p, &browser()).await,
                 Err(e) => Outcome::error_page(e),
             };
-            respond(tenant, out)
+            respond(tenant, req, out)
         }
         "/authorize" => reply::method_not_allowed("GET, POST"),
         "/login" if get => {
@@ -95,24 +108,31 @@ async fn endpoint(app: &Arc<App>, tenant: &Arc<Tenant>, req: &Request) -> Reply 
                 Ok(p) => login::login_page(&c, &p, &browser()).await,
                 Err(e) => Outcome::error_page(e),
             };
-            respond(tenant, out)
+            respond(tenant, req, out)
         }
         "/login" if post => {
             let out = match req.form() {
                 Ok(p) => login::login_submit(&c, &p, &browser()).await,
                 Err(e) => Outcome::error_page(e),
             };
-            respond(tenant, out)
+            respond(tenant, req, out)
         }
         "/login" => reply::method_not_allowed("GET, POST"),
+        "/consent" if get => {
+            let out = match req.params() {
+                Ok(p) => login::after_sign_in(&c, &p, &browser()).await,
+                Err(e) => Outcome::error_page(e),
+            };
+            respond(tenant, req, out)
+        }
         "/consent" if post => {
             let out = match req.form() {
                 Ok(p) => consent::consent_submit(&c, &p, &browser()).await,
                 Err(e) => Outcome::error_page(e),
             };
-            respond(tenant, out)
+            respond(tenant, req, out)
         }
-        "/consent" => reply::method_not_allowed("POST"),
+        "/consent" => reply::method_not_allowed("GET, POST"),
         "/token" if post => {
             let result = async {
                 let (params, credentials) = client_request(req)?;
@@ -120,7 +140,9 @@ async fn endpoint(app: &Arc<App>, tenant: &Arc<Tenant>, req: &Request) -> Reply 
             }
             .await;
             let value = result.map(|t| serde_json::to_value(&t).unwrap_or_default());
-            with_cors(respond(tenant, value.into()))
+            let mut r = with_cors(respond(tenant, req, value.into()));
+            dpop_nonce(&c, &mut r);
+            r
         }
         "/token" => reply::method_not_allowed("POST"),
         "/userinfo" if get || post => {
@@ -129,7 +151,13 @@ async fn endpoint(app: &Arc<App>, tenant: &Arc<Tenant>, req: &Request) -> Reply 
                 userinfo::userinfo(&c, presented).await
             }
             .await;
-            with_cors(respond(tenant, result.into()))
+            let failed = result.as_ref().err().map(|e| e.code);
+            let mut r = with_cors(respond(tenant, req, result.into()));
+            if let Some(code) = failed {
+                dpop_challenge(req, code, &mut r);
+            }
+            dpop_nonce(&c, &mut r);
+            r
         }
         "/userinfo" => reply::method_not_allowed("GET, POST"),
         "/introspect" if post => {
@@ -138,7 +166,7 @@ async fn endpoint(app: &Arc<App>, tenant: &Arc<Tenant>, req: &Request) -> Reply 
                 introspect::introspect(&c, &params, credentials).await
             }
             .await;
-            respond(tenant, result.into())
+            respond(tenant, req, result.into())
         }
         "/introspect" => reply::method_not_allowed("POST"),
         "/revoke" if post => {
@@ -148,18 +176,39 @@ async fn endpoint(app: &Arc<App>, tenant: &Arc<Tenant>, req: &Request) -> Reply 
                 Ok(serde_json::json!({}))
             }
             .await;
-            with_cors(respond(tenant, result.into()))
+            with_cors(respond(tenant, req, result.into()))
         }
         "/revoke" => reply::method_not_allowed("POST"),
+        "/par" if post => {
+            let result = async {
+                let (params, credentials) = client_request(req)?;
+                par::push(&c, &params, credentials).await
+            }
+            .await;
+            let value = result.map(|p| serde_json::to_value(&p).unwrap_or_default());
+            let mut r = respond(tenant, req, value.into());
+            if r.status() == StatusCode::OK {
+                *r.status_mut() = StatusCode::CREATED; // RFC 9126 §2.2
+            }
+            r
+        }
+        "/par" => reply::method_not_allowed("POST"),
         "/logout" if get || post => {
             let out = match req.params() {
                 Ok(p) => logout::logout(&c, &p, &browser()).await,
                 Err(e) => Outcome::error_page(e),
             };
-            respond(tenant, out)
+            respond(tenant, req, out)
         }
         "/logout" => reply::method_not_allowed("GET, POST"),
-        _ => reply::not_found(),
+        rest => match rest
+            .strip_prefix("/assets/")
+            .and_then(|n| tenant.ui.asset(n))
+        {
+            Some(a) if get => asset(a),
+            Some(_) => reply::method_not_allowed("GET"),
+            None => reply::not_found(),
+        },
     }
 }
 
@@ -178,9 +227,11 @@ fn bearer(req: &Request) -> Result<Bearer, OAuthError> {
     } else {
         None
     };
+    let dpop = req.dpop_token();
     Ok(Bearer {
-        header: req.bearer().map(str::to_string),
+        header: req.bearer().or(dpop).map(str::to_string),
         body,
+        dpop: dpop.is_some(),
     })
 }
 
@@ -218,43 +269,92 @@ fn cors_endpoint(rest: &str) -> bool {
 }
 
 /// CORS preflight for a [`cors_endpoint`].
+/// `DPoP-Nonce` (RFC 9449 §8): the nonce to use next, on every answer of
+/// an endpoint that takes proofs, when the tenant requires nonces.
+fn dpop_nonce(c: &Ctx<'_>, r: &mut Reply) {
+    if let Some(v) = dpop::nonce(c).and_then(|n| HeaderValue::from_str(&n).ok()) {
+        r.headers_mut().insert("dpop-nonce", v);
+    }
+}
+
+/// A resource's refusal of a DPoP request (RFC 9449 §7.1): 401 with a
+/// `DPoP` challenge naming the algorithms proofs may use.
+fn dpop_challenge(req: &Request, code: ErrorCode, r: &mut Reply) {
+    let dpop_error = matches!(code, ErrorCode::InvalidDpopProof | ErrorCode::UseDpopNonce);
+    if !(dpop_error || req.dpop_token().is_some() && code == ErrorCode::InvalidToken) {
+        return;
+    }
+    *r.status_mut() = StatusCode::UNAUTHORIZED;
+    let algs: Vec<&str> = dpop::ALGS.iter().map(|a| a.as_str()).collect();
+    let value = format!(
+        "DPoP error=\"{}\", algs=\"{}\"",
+        code.as_str(),
+        algs.join(" ")
+    );
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+    }
+}
+
 fn preflight() -> Reply {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::NO_CONTENT;
-    let h = r.headers_mut();
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_ORIGIN,
-        HeaderValue::from_static("*"),
+    set_headers(
+        &mut r,
+        &[
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::ACCESS_CONTROL_ALLOW_METHODS, "GET, POST"),
+            (
+                header::ACCESS_CONTROL_ALLOW_HEADERS,
+                "authorization, content-type, dpop",
+            ),
+            (header::ACCESS_CONTROL_MAX_AGE, "600"),
+        ],
     );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        HeaderValue::from_static("GET, POST"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        HeaderValue::from_static("authorization, content-type"),
-    );
-    h.insert(
-        header::ACCESS_CONTROL_MAX_AGE,
-        HeaderValue::from_static("600"),
+    r
+}
+
+fn set_headers(r: &mut Reply, headers: &[(header::HeaderName, &'static str)]) {
+    for (name, value) in headers {
+        r.headers_mut()
+            .insert(name.clone(), HeaderValue::from_static(value));
+    }
+}
+
+/// A stylesheet or image of the tenant's pages. Its URL carries its
+/// version, so it is cached for long; an SVG opened directly runs nothing.
+fn asset(a: &Asset) -> Reply {
+    let mut r = Response::new(Body::from(a.body.clone()));
+    set_headers(
+        &mut r,
+        &[
+            (header::CONTENT_TYPE, a.content_type),
+            (header::CACHE_CONTROL, "public, max-age=31536000, immutable"),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; style-src 'unsafe-inline'; sandbox",
+            ),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
     );
     r
 }
 
 /// Turn the core's outcome into a response: statuses, headers, cookies and
 /// words are chosen here.
-fn respond(tenant: &Tenant, out: Outcome) -> Reply {
+fn respond(tenant: &Tenant, req: &Request, out: Outcome) -> Reply {
     let browser = matches!(out.answer, Answer::Redirect(_) | Answer::Page(_));
     let reason = match &out.answer {
-        Answer::Error(e) | Answer::Page(Page::Error(e)) => Some(e.to_string()),
+        Answer::Error(e) => Some(e.to_string()),
+        Answer::Page(Page::Error(v)) => Some(v.error.to_string()),
         Answer::Page(Page::Login(v)) => v.notice.map(|n| format!("{n:?}")),
         _ => None,
     };
     let mut r = match out.answer {
         Answer::Json(v) => reply::json_no_store(200, &v),
         Answer::Error(e) => reply::error(&e),
-        Answer::Redirect(location) => redirect(&location),
-        Answer::Page(page) => render(tenant, page),
+        Answer::Redirect(location) => redirect(tenant, &location),
+        Answer::Page(page) => render(tenant, req, page),
     };
     if browser && tenant.secure {
         // RFC 6797: browsers that saw an https issuer's pages never try plain http again.
@@ -271,86 +371,49 @@ fn respond(tenant: &Tenant, out: Outcome) -> Reply {
     r
 }
 
-fn render(tenant: &Tenant, page: Page) -> Reply {
-    match page {
-        Page::Login(v) => {
-            let action = tenant.endpoint("/login");
-            let message = v.notice.map(pages::notice);
-            let html = pages::login(&pages::LoginPage {
-                tenant: &tenant.id,
-                client_name: &v.client_name,
-                action: &action,
-                rid: &v.rid,
-                csrf: &v.csrf,
-                username: &v.username,
-                error: message.as_deref(),
-            });
-            match v.notice {
-                None => html_page(200, html),
-                Some(Notice::BadCredentials) => html_page(401, html),
-                Some(Notice::Locked { retry_after }) => {
-                    let mut r = html_page(429, html);
-                    reply::retry_after_header(&mut r, retry_after);
-                    r
-                }
+fn render(tenant: &Tenant, req: &Request, page: Page) -> Reply {
+    let params = req.params().ok();
+    let facts = pages::Facts {
+        ui_locales: params.as_ref().and_then(|p| p.get("ui_locales")),
+        accept_language: req.header("accept-language"),
+        request_id: &req.id,
+        client_id: params.as_ref().and_then(|p| p.get("client_id")),
+    };
+    let html = pages::render(tenant, &page, &facts);
+    let csp = pages::csp(tenant, &page);
+    let status = match &page {
+        Page::Login(v) => match v.notice {
+            None => 200,
+            Some(Notice::BadCredentials) => 401,
+            Some(Notice::Locked { retry_after }) => {
+                let mut r = html_page(429, html, &csp);
+                reply::retry_after_header(&mut r, retry_after);
+                return r;
             }
-        }
-        Page::Consent(v) => {
-            let action = tenant.endpoint("/consent");
-            let scopes: Vec<(&str, &str)> = v
-                .scopes
-                .iter()
-                .map(|(s, d)| (s.as_str(), d.as_str()))
-                .collect();
-            let html = pages::consent(&pages::ConsentPage {
-                tenant: &tenant.id,
-                client_name: &v.client_name,
-                action: &action,
-                rid: &v.rid,
-                csrf: &v.csrf,
-                username: &v.username,
-                scopes: &scopes,
-            });
-            html_page(200, html)
-        }
-        Page::LogoutConfirm(v) => {
-            let action = tenant.endpoint("/logout");
-            let html = pages::logout_confirm(&pages::LogoutConfirmPage {
-                tenant: &tenant.id,
-                action: &action,
-                csrf: &v.csrf,
-                client_name: v.client_name.as_deref(),
-                client_id: v.client_id.as_deref(),
-                post_logout_redirect_uri: v.post_logout_redirect_uri.as_deref(),
-                state: v.state.as_deref(),
-            });
-            html_page(200, html)
-        }
-        Page::SignedOut => html_page(200, pages::signed_out(&tenant.id)),
-        Page::Error(e) => {
-            let html = pages::error(e.code.as_str(), &e.description);
-            let status = match reply::status_of(e.code) {
-                s if s >= 500 => s,
-                _ => 400,
-            };
-            html_page(status, html)
-        }
-    }
+        },
+        Page::Error(v) => match reply::status_of(v.error.code) {
+            s if s >= 500 => s,
+            _ => 400,
+        },
+        _ => 200,
+    };
+    html_page(status, html, &csp)
 }
 
-fn redirect(location: &str) -> Reply {
+fn redirect(tenant: &Tenant, location: &str) -> Reply {
     let mut r = Response::new(Body::empty());
     *r.status_mut() = StatusCode::SEE_OTHER;
     if let Ok(v) = HeaderValue::from_str(location) {
         r.headers_mut().insert(header::LOCATION, v);
     }
     reply::no_store(&mut r);
-    browser_headers(&mut r);
+    browser_headers(&mut r, &tenant.ui.csp);
     r
 }
 
-/// An HTML page with the security headers every browser-facing answer carries.
-pub fn html_page(status: u16, html: String) -> Reply {
+/// An HTML page with the security headers every browser-facing answer
+/// carries, and the page's CSP.
+fn html_page(status: u16, html: String, csp: &str) -> Reply {
     let mut r = Response::new(Body::from(html));
     *r.status_mut() = reply::status(status);
     r.headers_mut().insert(
@@ -358,13 +421,13 @@ pub fn html_page(status: u16, html: String) -> Reply {
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
     reply::no_store(&mut r);
-    browser_headers(&mut r);
+    browser_headers(&mut r, csp);
     r
 }
 
-fn browser_headers(r: &mut Reply) {
+fn browser_headers(r: &mut Reply, csp: &str) {
     let h = r.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(pages::content_security_policy()) {
+    if let Ok(v) = HeaderValue::from_str(csp) {
         h.insert(header::CONTENT_SECURITY_POLICY, v);
     }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));

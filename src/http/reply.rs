@@ -172,4 +172,9 @@ pub fn public_cors(r: &mut Reply) {
         header::ACCESS_CONTROL_ALLOW_ORIGIN,
         HeaderValue::from_static("*"),
     );
+    // A browser client reads these to retry with a nonce (RFC 9449 §8).
+    r.headers_mut().insert(
+        header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        HeaderValue::from_static("DPoP-Nonce, WWW-Authenticate"),
+    );
 }

@@ -12,6 +12,8 @@ use crate::oauth::{OAuthError, Params};
 /// Its `Debug` shows neither header values nor the body (they carry
 /// passwords, secrets, codes and tokens).
 pub struct Request {
+    /// The request id (`X-Request-Id`), shown on error pages.
+    pub id: String,
     pub method: Method,
     /// The path below the tenant's issuer (`/token`).
     pub rest: String,
@@ -70,14 +72,34 @@ impl Request {
         parse_basic(value)
     }
 
-    /// The bearer token of an `Authorization: Bearer` header, if any.
-    pub fn bearer(&self) -> Option<&str> {
+    /// The `DPoP` header (RFC 9449): absent, one, or repeated.
+    pub fn dpop(&self) -> crate::oauth::dpop::Header<'_> {
+        use crate::oauth::dpop::Header;
+        let mut all = self.headers.get_all("dpop").iter();
+        match (all.next(), all.next()) {
+            (None, _) => Header::Absent,
+            (Some(v), None) => v.to_str().map_or(Header::Repeated, Header::One),
+            (Some(_), Some(_)) => Header::Repeated,
+        }
+    }
+
+    /// The token of an `Authorization: DPoP` header (RFC 9449 §7.1), if any.
+    pub fn dpop_token(&self) -> Option<&str> {
+        self.authorization_token("dpop")
+    }
+
+    fn authorization_token(&self, want: &str) -> Option<&str> {
         let value = self.header("authorization")?;
         let (scheme, token) = value.split_once(' ')?;
         scheme
-            .eq_ignore_ascii_case("bearer")
+            .eq_ignore_ascii_case(want)
             .then(|| token.trim())
             .filter(|t| !t.is_empty())
+    }
+
+    /// The bearer token of an `Authorization: Bearer` header, if any.
+    pub fn bearer(&self) -> Option<&str> {
+        self.authorization_token("bearer")
     }
 }
 

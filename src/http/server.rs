@@ -118,6 +118,7 @@ pub fn routes(
                     let mut reply = handle(
                         &app,
                         role,
+                        &id,
                         method.clone(),
                         &path,
                         query,
@@ -219,7 +220,11 @@ pub fn endpoint_name(rest: &str) -> &'static str {
         "/userinfo",
         "/introspect",
         "/revoke",
+        "/par",
         "/logout",
+        "/assets/style.css",
+        "/assets/logo",
+        "/assets/favicon",
         "/healthz",
         "/readyz",
         "/metrics",
@@ -240,6 +245,7 @@ fn with_access(mut r: Reply, access: Access) -> Reply {
 async fn handle<S, B>(
     app: &Arc<App>,
     role: Role,
+    id: &str,
     method: Method,
     path: &str,
     query: String,
@@ -325,6 +331,7 @@ where
         }
     };
     let req = Request {
+        id: id.to_string(),
         method,
         rest,
         query,

@@ -20,13 +20,13 @@ pub enum JwtError {
 const MAX_TOKEN_LEN: usize = 64 * 1024;
 
 /// Verify a compact JWS made by one of `keys` (header alg must equal the key's alg,
-/// `kid` must name a key of the set) and return its claims. Expiry is the caller's job.
+/// `kid` must name a key of the set published at `now`) and return its claims. Expiry is the caller's job.
 ///
 /// Errors: `Malformed` for anything that is not a three-part base64url JWS with a
 /// JSON object header and payload (or that carries `crit`); `UnknownKey` when `kid`
 /// is missing or names no key of the set; `BadSignature` when the header `alg`
 /// differs from the key's (including `none`) or the signature does not verify.
-pub fn verify_jwt(token: &str, keys: &Keyset) -> Result<serde_json::Value, JwtError> {
+pub fn verify_jwt(token: &str, keys: &Keyset, now: i64) -> Result<serde_json::Value, JwtError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(JwtError::Malformed);
     }
@@ -50,7 +50,7 @@ pub fn verify_jwt(token: &str, keys: &Keyset) -> Result<serde_json::Value, JwtEr
         .get("kid")
         .and_then(|v| v.as_str())
         .ok_or(JwtError::UnknownKey)?;
-    let key = keys.find(kid).ok_or(JwtError::UnknownKey)?;
+    let key = keys.find(kid, now).ok_or(JwtError::UnknownKey)?;
     if alg != key.alg().as_str() {
         return Err(JwtError::BadSignature);
     }
@@ -132,7 +132,7 @@ mod tests {
             let (key, keys) = set(alg);
             let token = key.sign_jwt("JWT", &claims()).unwrap();
             assert_eq!(token.split('.').count(), 3);
-            assert_eq!(verify_jwt(&token, &keys).unwrap(), claims(), "{alg}");
+            assert_eq!(verify_jwt(&token, &keys, 0).unwrap(), claims(), "{alg}");
         }
     }
 
@@ -143,7 +143,7 @@ mod tests {
         let keys = Keyset::new(vec![new.clone(), old.clone()]).unwrap();
         for key in [old, new] {
             let token = key.sign_jwt("JWT", &claims()).unwrap();
-            assert_eq!(verify_jwt(&token, &keys).unwrap(), claims());
+            assert_eq!(verify_jwt(&token, &keys, 0).unwrap(), claims());
         }
     }
 
@@ -162,7 +162,7 @@ mod tests {
                 parts[2]
             );
             assert!(
-                matches!(verify_jwt(&forged, &keys), Err(JwtError::BadSignature)),
+                matches!(verify_jwt(&forged, &keys, 0), Err(JwtError::BadSignature)),
                 "{alg}"
             );
         }
@@ -178,13 +178,13 @@ mod tests {
             sig[5] ^= 0x01;
             let forged = format!("{input}.{}", enc(&sig));
             assert!(
-                matches!(verify_jwt(&forged, &keys), Err(JwtError::BadSignature)),
+                matches!(verify_jwt(&forged, &keys, 0), Err(JwtError::BadSignature)),
                 "{alg}"
             );
             let truncated = format!("{input}.{}", enc(&sig[..sig.len() - 1]));
-            assert!(verify_jwt(&truncated, &keys).is_err(), "{alg}");
+            assert!(verify_jwt(&truncated, &keys, 0).is_err(), "{alg}");
             let empty = format!("{input}.");
-            assert!(verify_jwt(&empty, &keys).is_err(), "{alg}");
+            assert!(verify_jwt(&empty, &keys, 0).is_err(), "{alg}");
         }
     }
 
@@ -195,12 +195,12 @@ mod tests {
         let payload = serde_json::to_vec(&claims()).unwrap();
         let token = format!("{}.{}.", enc(&header), enc(&payload));
         assert!(matches!(
-            verify_jwt(&token, &keys),
+            verify_jwt(&token, &keys, 0),
             Err(JwtError::BadSignature)
         ));
         let no_kid = serde_json::to_vec(&json!({"alg": "none"})).unwrap();
         let token = format!("{}.{}.", enc(&no_kid), enc(&payload));
-        assert!(verify_jwt(&token, &keys).is_err());
+        assert!(verify_jwt(&token, &keys, 0).is_err());
     }
 
     #[test]
@@ -211,7 +211,7 @@ mod tests {
             let header = serde_json::to_vec(&json!({"alg": other, "kid": rsa.kid()})).unwrap();
             let token = forge(&rsa, &header, b"{}");
             assert!(
-                matches!(verify_jwt(&token, &keys), Err(JwtError::BadSignature)),
+                matches!(verify_jwt(&token, &keys, 0), Err(JwtError::BadSignature)),
                 "{other}"
             );
         }
@@ -224,10 +224,10 @@ mod tests {
             .sign(input.as_bytes(), &secret)
             .unwrap();
         let token = format!("{input}.{}", enc(&mac));
-        assert!(verify_jwt(&token, &keys).is_err());
+        assert!(verify_jwt(&token, &keys, 0).is_err());
         // Non-string alg.
         let header = serde_json::to_vec(&json!({"alg": 1, "kid": es.kid()})).unwrap();
-        assert!(verify_jwt(&forge(&es, &header, b"{}"), &keys).is_err());
+        assert!(verify_jwt(&forge(&es, &header, b"{}"), &keys, 0).is_err());
     }
 
     #[test]
@@ -236,17 +236,17 @@ mod tests {
         let (other, _) = set(Alg::EdDSA);
         let token = other.sign_jwt("JWT", &claims()).unwrap();
         assert!(matches!(
-            verify_jwt(&token, &keys),
+            verify_jwt(&token, &keys, 0),
             Err(JwtError::UnknownKey)
         ));
         let header = serde_json::to_vec(&json!({"alg": "ES256"})).unwrap();
         let token = forge(&key, &header, b"{}");
         assert!(matches!(
-            verify_jwt(&token, &keys),
+            verify_jwt(&token, &keys, 0),
             Err(JwtError::UnknownKey)
         ));
         let header = serde_json::to_vec(&json!({"alg": "ES256", "kid": 7})).unwrap();
-        assert!(verify_jwt(&forge(&key, &header, b"{}"), &keys).is_err());
+        assert!(verify_jwt(&forge(&key, &header, b"{}"), &keys, 0).is_err());
     }
 
     #[test]
@@ -266,7 +266,7 @@ mod tests {
             format!(".{token}"),
         ] {
             assert!(
-                matches!(verify_jwt(&bad, &keys), Err(JwtError::Malformed)),
+                matches!(verify_jwt(&bad, &keys, 0), Err(JwtError::Malformed)),
                 "{bad:?}"
             );
         }
@@ -287,7 +287,7 @@ mod tests {
             format!("{}.{}.{}", "é", parts[1], parts[2]),
             "a.b.c".into(),
         ] {
-            assert!(verify_jwt(&bad, &keys).is_err(), "{bad:?}");
+            assert!(verify_jwt(&bad, &keys, 0).is_err(), "{bad:?}");
         }
     }
 
@@ -305,14 +305,14 @@ mod tests {
         ] {
             let token = forge(&key, &header, payload);
             assert!(
-                matches!(verify_jwt(&token, &keys), Err(JwtError::Malformed)),
+                matches!(verify_jwt(&token, &keys, 0), Err(JwtError::Malformed)),
                 "{payload:?}"
             );
         }
         for header in [&b"not json"[..], b"[]", b"\"ES256\"", b""] {
             let token = forge(&key, header, b"{}");
             assert!(
-                matches!(verify_jwt(&token, &keys), Err(JwtError::Malformed)),
+                matches!(verify_jwt(&token, &keys, 0), Err(JwtError::Malformed)),
                 "{header:?}"
             );
         }
@@ -325,21 +325,24 @@ mod tests {
             &json!({"alg": "EdDSA", "kid": key.kid(), "crit": ["b64"], "b64": false}),
         )
         .unwrap();
-        assert!(verify_jwt(&forge(&key, &header, b"{}"), &keys).is_err());
+        assert!(verify_jwt(&forge(&key, &header, b"{}"), &keys, 0).is_err());
     }
 
     #[test]
     fn huge_and_deeply_nested_input_is_rejected_without_panic() {
         let (key, keys) = set(Alg::EdDSA);
         let huge = "A".repeat(10 * 1024 * 1024);
-        assert!(matches!(verify_jwt(&huge, &keys), Err(JwtError::Malformed)));
+        assert!(matches!(
+            verify_jwt(&huge, &keys, 0),
+            Err(JwtError::Malformed)
+        ));
         let huge = format!("{huge}.{huge}.{huge}");
-        assert!(verify_jwt(&huge, &keys).is_err());
+        assert!(verify_jwt(&huge, &keys, 0).is_err());
         let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
         let token = forge(&key, &header_for(&key), deep.as_bytes());
-        assert!(verify_jwt(&token, &keys).is_err());
+        assert!(verify_jwt(&token, &keys, 0).is_err());
         let token = forge(&key, deep.as_bytes(), b"{}");
-        assert!(verify_jwt(&token, &keys).is_err());
+        assert!(verify_jwt(&token, &keys, 0).is_err());
     }
 
     #[test]
@@ -354,14 +357,14 @@ mod tests {
                 let garbage: String = (0..len)
                     .map(|_| alphabet[rng.gen_range(0..alphabet.len())] as char)
                     .collect();
-                assert!(verify_jwt(&garbage, &keys).is_err());
+                assert!(verify_jwt(&garbage, &keys, 0).is_err());
 
                 let mut mutated = token.clone().into_bytes();
                 let at = rng.gen_range(0..mutated.len());
                 mutated[at] = alphabet[rng.gen_range(0..alphabet.len())];
                 let mutated = String::from_utf8(mutated).unwrap();
                 if mutated != token {
-                    assert!(verify_jwt(&mutated, &keys).is_err(), "{alg}: {mutated}");
+                    assert!(verify_jwt(&mutated, &keys, 0).is_err(), "{alg}: {mutated}");
                 }
             }
         }

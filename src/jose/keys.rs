@@ -480,53 +480,6 @@ fn check_pem_label(pem: &[u8]) -> Result<(), JoseError> {
     Ok(())
 }
 
-/// The keys of one tenant: the first signs, all verify and are published.
-/// Never empty (built through [`Keyset::new`] or [`Keyset::single`]).
-#[derive(Debug, Clone)]
-pub struct Keyset {
-    signing: SigningKey,
-    keys: Vec<SigningKey>,
-}
-
-impl Keyset {
-    /// A keyset whose first key signs. Errors if `keys` is empty or two keys share a `kid`.
-    pub fn new(keys: Vec<SigningKey>) -> Result<Keyset, JoseError> {
-        let Some(signing) = keys.first().cloned() else {
-            return Err(key_err("a keyset needs at least one key"));
-        };
-        for (i, key) in keys.iter().enumerate() {
-            if keys.iter().take(i).any(|k| k.kid() == key.kid()) {
-                return Err(key_err(format!(
-                    "the same key is listed twice (kid {})",
-                    key.kid()
-                )));
-            }
-        }
-        Ok(Keyset { signing, keys })
-    }
-    /// A keyset of one key.
-    pub fn single(key: SigningKey) -> Keyset {
-        Keyset {
-            signing: key.clone(),
-            keys: vec![key],
-        }
-    }
-    /// All keys, the signing key first.
-    pub fn keys(&self) -> &[SigningKey] {
-        &self.keys
-    }
-    pub fn signing(&self) -> &SigningKey {
-        &self.signing
-    }
-    pub fn find(&self, kid: &str) -> Option<&SigningKey> {
-        self.keys.iter().find(|k| k.kid() == kid)
-    }
-    /// `{"keys": [...]}` as served at /jwks.
-    pub fn jwks(&self) -> serde_json::Value {
-        serde_json::json!({ "keys": self.keys.iter().map(|k| k.public_jwk().clone()).collect::<Vec<_>>() })
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 pub(super) mod tests {
@@ -568,7 +521,6 @@ pub(super) mod tests {
     fn signing_key_is_send_sync_and_cheap_to_clone() {
         fn assert_send_sync<T: Send + Sync>() {}
         assert_send_sync::<SigningKey>();
-        assert_send_sync::<Keyset>();
         let key = test_key(Alg::ES256);
         let clone = key.clone();
         assert!(Arc::ptr_eq(&key.inner, &clone.inner));
@@ -880,22 +832,5 @@ pub(super) mod tests {
         let key = test_key(Alg::ES256);
         assert!(key.sign_jwt("JWT", &json!([1, 2])).is_err());
         assert!(key.sign_jwt("JWT", &json!("x")).is_err());
-    }
-
-    #[test]
-    fn keyset_is_never_empty_and_first_key_signs() {
-        assert!(Keyset::new(vec![]).is_err());
-        let a = test_key(Alg::ES256);
-        let b = test_key(Alg::EdDSA);
-        assert!(Keyset::new(vec![a.clone(), a.clone()]).is_err());
-        let set = Keyset::new(vec![b.clone(), a.clone()]).unwrap();
-        assert_eq!(set.signing().kid(), b.kid());
-        assert_eq!(set.keys().len(), 2);
-        assert_eq!(set.find(a.kid()).unwrap().kid(), a.kid());
-        assert!(set.find("nope").is_none());
-        let jwks = set.jwks();
-        assert_eq!(jwks["keys"].as_array().unwrap().len(), 2);
-        assert_eq!(jwks["keys"][0]["kid"], b.kid());
-        assert_eq!(Keyset::single(a.clone()).signing().kid(), a.kid());
     }
 }

@@ -3,12 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
+mod client;
 mod jwt;
 mod keys;
+mod keyset;
 mod sealed;
 
+pub use client::{ClientAlg, ClientJwks, ClientJws, ClientVerifier, MAX_CLIENT_JWS};
 pub use jwt::{at_hash, verify_jwt, JwtError};
-pub use keys::{keygen_pem, JoseError, Keyset, SigningKey};
+pub use keys::{keygen_pem, JoseError, SigningKey};
+pub use keyset::{KeyWindow, Keyset};
 pub use sealed::{is_sealed, KeyEncryptionKey, KeyRow, OpenError};
 
 /// A JWS signing algorithm sesame can use for ID tokens and JWT access tokens.

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use super::{Ctx, ErrorCode, OAuthError};
 use crate::jose::verify_jwt;
 use crate::store::{AccessTokenRow, TokenHash};
+use crate::tenant::Tenant;
 
 /// Longest access token looked at.
 pub const MAX_TOKEN_LEN: usize = 8192;
@@ -16,6 +17,8 @@ pub const MAX_TOKEN_LEN: usize = 8192;
 pub struct Bearer {
     pub header: Option<String>,
     pub body: Option<String>,
+    /// The header's scheme was `DPoP` (RFC 9449 §7.1), not `Bearer`.
+    pub dpop: bool,
 }
 
 impl Bearer {
@@ -46,11 +49,48 @@ pub fn locate(ctx: &Ctx<'_>, token: &str) -> Option<(TokenHash, Map<String, Valu
     if token.matches('.').count() != 2 {
         return Some((TokenHash::of(token), Map::new()));
     }
-    let Ok(Value::Object(claims)) = verify_jwt(token, &ctx.tenant.keys) else {
+    let Ok(Value::Object(claims)) = verify_jwt(token, &ctx.tenant.keys.load(), ctx.now) else {
         return None;
     };
     let jti = claims.get("jti").and_then(Value::as_str)?;
     Some((TokenHash::of(jti), claims))
+}
+
+/// Check that a valid token was presented as it must be: a DPoP-bound one
+/// with `Authorization: DPoP` and a proof by its key, for this token (RFC
+/// 9449 §7), any other as a bearer token.
+pub async fn check_binding(
+    ctx: &Ctx<'_>,
+    valid: &ValidToken,
+    token: &str,
+    presented_as_dpop: bool,
+) -> Result<(), OAuthError> {
+    match (valid.row.jkt.as_deref(), presented_as_dpop) {
+        (None, false) => Ok(()),
+        (None, true) => Err(OAuthError::new(
+            ErrorCode::InvalidToken,
+            "the access token is not DPoP-bound: present it as a Bearer token",
+        )),
+        (Some(_), false) => Err(OAuthError::new(
+            ErrorCode::InvalidToken,
+            "the access token is DPoP-bound: present it with `Authorization: DPoP` and a proof",
+        )),
+        (Some(jkt), true) => {
+            let proof = super::dpop::check(ctx, Some(token)).await?.ok_or_else(|| {
+                OAuthError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "a DPoP-bound access token comes with a DPoP proof",
+                )
+            })?;
+            if proof.jkt != jkt {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidDpopProof,
+                    "the DPoP proof is not made with the key the token is bound to",
+                ));
+            }
+            Ok(())
+        }
+    }
 }
 
 /// A presented access token that is valid now.
@@ -85,8 +125,15 @@ pub async fn validate(ctx: &Ctx<'_>, token: &str) -> Result<ValidToken, OAuthErr
     }
     let row = match ctx.store.find_access_token(&ctx.tenant.id, hash).await? {
         Some(row) => row,
-        // A client-credentials JWT is recorded only once revoked.
-        None => unrecorded_row(&ctx.tenant.id, &claims).ok_or_else(invalid)?,
+        // A client-credentials JWT is recorded only once revoked, one by
+        // one (RFC 7009) or by an operator's marker (`sesame revoke`).
+        None => {
+            let row = unrecorded_row(ctx.tenant, &claims).ok_or_else(invalid)?;
+            if ctx.services.markers.revokes(ctx, &row).await? {
+                return Err(invalid());
+            }
+            row
+        }
     };
     // A row answers only for the kind of token it records: the hash of a
     // JWT's `jti` is no opaque token (a `jti` is an identifier, never a
@@ -105,7 +152,7 @@ pub async fn validate(ctx: &Ctx<'_>, token: &str) -> Result<ValidToken, OAuthErr
 /// recorded when issued: they belong to no grant a replay could revoke, so
 /// only their revocation needs a row. User tokens carry `auth_time` (a claim
 /// no script can set) and are always recorded.
-pub fn unrecorded_row(tenant_id: &str, claims: &Map<String, Value>) -> Option<AccessTokenRow> {
+pub fn unrecorded_row(tenant: &Tenant, claims: &Map<String, Value>) -> Option<AccessTokenRow> {
     if claims.contains_key("auth_time") {
         return None;
     }
@@ -114,8 +161,13 @@ pub fn unrecorded_row(tenant_id: &str, claims: &Map<String, Value>) -> Option<Ac
     if text("sub")? != client_id {
         return None;
     }
+    let audience = text("aud").filter(|a| *a != tenant.issuer);
+    let jkt = claims
+        .get("cnf")
+        .and_then(|c| c.get("jkt"))
+        .and_then(Value::as_str);
     Some(AccessTokenRow {
-        tenant_id: tenant_id.to_string(),
+        tenant_id: tenant.id.clone(),
         token_hash: TokenHash::of(jti),
         grant_id: jti.to_string(),
         client_id: client_id.to_string(),
@@ -125,5 +177,8 @@ pub fn unrecorded_row(tenant_id: &str, claims: &Map<String, Value>) -> Option<Ac
         created_at: claims.get("iat").and_then(Value::as_i64)?,
         expires_at: claims.get("exp").and_then(Value::as_i64)?,
         revoked_at: None,
+        generation: text("generation").unwrap_or_default().to_string(),
+        jkt: jkt.map(str::to_string),
+        audience: audience.map(str::to_string),
     })
 }

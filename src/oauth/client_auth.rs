@@ -1,5 +1,8 @@
 //! Client authentication at the token, introspection and revocation endpoints.
 //!
+//! A client assertion (`private_key_jwt`, `client_secret_jwt`) is checked in
+//! [`super::assertion`]; a refused one takes the failure path below.
+//!
 //! Failures look alike: unknown client, wrong secret and wrong method all
 //! answer `invalid_client`, and every failure costs one argon2 verification —
 //! of the client's own hash, or of a dummy one when the failure is already
@@ -16,6 +19,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::assertion::{self, Refused};
 use super::password::{self, DUMMY_PHC};
 use super::throttle::{Attempt, Throttle};
 use super::{Credentials, Ctx, OAuthError};
@@ -33,6 +37,28 @@ pub async fn authenticate(
     if let Some(seconds) = throttle.check().await? {
         return Err(throttle.locked(seconds));
     }
+    // An assertion decides without a KDF; a refused one costs what a wrong
+    // secret costs, below.
+    let credentials = match credentials {
+        Credentials::Assertion {
+            id,
+            assertion_type,
+            assertion,
+        } => match assertion::verify(ctx, id.as_deref(), &assertion_type, &assertion).await {
+            Ok(client) => return Ok(client),
+            Err(Refused::Store(e)) => return Err(e.into()),
+            Err(Refused::Because(why)) => {
+                tracing::info!(
+                    tenant = %ctx.tenant.id,
+                    client_id = id.as_deref(),
+                    reason = why,
+                    "client assertion refused"
+                );
+                Credentials::Absent
+            }
+        },
+        other => other,
+    };
     let check = match examine(ctx, credentials) {
         Examined::Accepted(client) => return Ok(client),
         Examined::Kdf(check) => check,
@@ -90,7 +116,7 @@ fn examine(ctx: &Ctx<'_>, credentials: Credentials) -> Examined {
         Credentials::Basic { id, secret } => (AuthMethod::ClientSecretBasic, id, Some(secret)),
         Credentials::Post { id, secret } => (AuthMethod::ClientSecretPost, id, Some(secret)),
         Credentials::None { id } => (AuthMethod::None, id, None),
-        // No client is registered for assertions (yet).
+        // Assertions were decided before; what is left is a failure.
         Credentials::Assertion { .. } | Credentials::Absent => return failure(None),
     };
     let Some(client) = ctx.tenant.client(&id).cloned() else {

@@ -26,8 +26,7 @@ pub async fn consent_submit(ctx: &Ctx<'_>, form: &Params, cookies: &BrowserCooki
         Ok(p) => p,
         Err(e) => return Outcome::error_page(e),
     };
-    let deny =
-        |e: OAuthError| back_to_client(ctx, &pending.redirect_uri, pending.state.as_deref(), e);
+    let deny = |e: OAuthError| back_to_client(ctx, &pending.reply_to(), e);
     match form.get("decision") {
         Some("allow") => {}
         Some("deny") => {

@@ -36,8 +36,8 @@ pub struct RequestFacts<'a> {
     /// The client's address (after `trusted_proxies`).
     pub ip: Option<IpAddr>,
     pub user_agent: Option<&'a str>,
-    /// The `DPoP` header as sent, unverified (RFC 9449); not yet used.
-    pub dpop: Option<&'a str>,
+    /// The `DPoP` header as sent, unverified (RFC 9449, see `oauth::dpop`).
+    pub dpop: super::dpop::Header<'a>,
 }
 
 impl Ctx<'_> {
@@ -74,8 +74,7 @@ pub enum Credentials {
     Basic { id: String, secret: String },
     /// `client_id` and `client_secret` in the body (client_secret_post).
     Post { id: String, secret: String },
-    /// `client_assertion` (RFC 7523); no client is registered for it yet, so
-    /// it never authenticates.
+    /// `client_assertion` (RFC 7523): `private_key_jwt`, `client_secret_jwt`.
     Assertion {
         id: Option<String>,
         assertion_type: String,
@@ -152,11 +151,18 @@ pub struct Services {
     pub hooks: Pool,
     /// Throttle keys recently seen unlocked (see `throttle`).
     pub throttle: ClearCache,
+    /// Each tenant's revocations of unrecorded tokens, as last read.
+    pub markers: super::markers::MarkerCache,
+    /// Clients' keys fetched from their `jwks_uri`.
+    pub client_keys: super::client_keys::JwksCache,
     /// Every series served at `/metrics`.
     pub metrics: Metrics,
     /// Keys the forms' CSRF tokens: the same on every node of a deployment
     /// (generated once and kept in the database, see `cli`).
     pub csrf_key: CsrfKey,
+    /// Wakes this node's back-channel logout delivery (`crate::backchannel`)
+    /// when a request queued messages, instead of at its next poll.
+    pub logout_outbox: tokio::sync::Notify,
 }
 
 /// The key of the forms' CSRF tokens (HMAC-SHA256).
@@ -200,8 +206,11 @@ impl Services {
             csrf_key: CsrfKey::new(secret),
             signer: Pool::new("sesame-sign", || {}),
             kdf: Pool::new("sesame-kdf", super::password::release_blocks),
-            hooks: Pool::with_stack("sesame-hook", super::hook::STACK_SIZE),
+            hooks: Pool::with_stack("sesame-hook", crate::plugin::engine::STACK_SIZE),
             throttle: ClearCache::default(),
+            markers: Default::default(),
+            client_keys: Default::default(),
+            logout_outbox: tokio::sync::Notify::new(),
         }
     }
 }

@@ -18,6 +18,7 @@ pub fn document(tenant: &Tenant) -> Value {
         "nonce",
         "at_hash",
         "azp",
+        "sid",
     ];
     for scope in tenant.scopes.values() {
         for c in &scope.claims {
@@ -36,7 +37,6 @@ pub fn document(tenant: &Tenant) -> Value {
             grants.push(g.as_str());
         }
     }
-    let alg = tenant.keys.signing().alg().as_str();
     json!({
         "issuer": tenant.issuer,
         "authorization_endpoint": tenant.endpoint("/authorize"),
@@ -44,26 +44,42 @@ pub fn document(tenant: &Tenant) -> Value {
         "userinfo_endpoint": tenant.endpoint("/userinfo"),
         "jwks_uri": tenant.endpoint("/jwks"),
         "end_session_endpoint": tenant.endpoint("/logout"),
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
+        "frontchannel_logout_supported": true,
+        "frontchannel_logout_session_supported": true,
         "introspection_endpoint": tenant.endpoint("/introspect"),
         "revocation_endpoint": tenant.endpoint("/revoke"),
+        "pushed_authorization_request_endpoint": tenant.endpoint("/par"),
+        "require_pushed_authorization_requests": tenant.require_pushed_authorization_requests,
         "scopes_supported": scopes,
         "claims_supported": claims,
         "response_types_supported": ["code"],
-        "response_modes_supported": ["query"],
+        "response_modes_supported": ["query", "form_post"],
         "grant_types_supported": grants,
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "client_secret_jwt", "private_key_jwt", "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "code_challenge_methods_supported": ["S256"],
-        "id_token_signing_alg_values_supported": [alg],
+        "id_token_signing_alg_values_supported": tenant.keys.load().signing_algs().iter().map(|a| a.as_str()).collect::<Vec<_>>(),
         "subject_types_supported": ["public"],
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "ui_locales_supported": crate::ui::locale::supported(),
         "claims_parameter_supported": false,
-        "request_parameter_supported": false,
+        "request_parameter_supported": true,
+        "request_object_signing_alg_values_supported": ASSERTION_ALGS,
+        // Request objects by value, or pushed (PAR); never fetched from a URI.
         "request_uri_parameter_supported": false,
         "require_request_uri_registration": false,
         "authorization_response_iss_parameter_supported": true,
-        "frontchannel_logout_supported": false,
-        "backchannel_logout_supported": false,
+        "dpop_signing_alg_values_supported": super::dpop::ALGS.iter().map(|a| a.as_str()).collect::<Vec<_>>(),
     })
 }
+
+/// What client assertions and request objects may be signed with (`none` never).
+const ASSERTION_ALGS: [&str; 7] = [
+    "RS256", "PS256", "ES256", "EdDSA", "HS256", "HS384", "HS512",
+];

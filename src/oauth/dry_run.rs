@@ -15,11 +15,11 @@ use serde_json::{Map, Value};
 use super::access_token::{unrecorded_row, ValidToken};
 use super::issue::{issue, new_refresh_token, Family, Issuance, Subject};
 use super::scope::{decide, default_decision, Decision, Scopes};
-use super::{introspect, random_token, userinfo, Ctx, ErrorCode, OAuthError};
+use super::{hook, introspect, random_token, userinfo, Ctx, ErrorCode, OAuthError};
 use crate::config::{AccessTokenFormat, GrantType};
 use crate::jose::verify_jwt;
-use crate::plugin::{run_claims, Hook, HookContext, PluginError};
-use crate::tenant::{Client, User};
+use crate::plugin::{run_claims, Consent, Hook, HookContext, PluginError, Shortened};
+use crate::tenant::{Client, Lifetimes, User};
 
 /// One grant to rehearse.
 pub struct Request<'a> {
@@ -30,6 +30,8 @@ pub struct Request<'a> {
     /// `client_credentials` (`None` there: the client's registered scopes).
     pub scopes: Option<&'a Scopes>,
     pub grant: GrantType,
+    /// What the user consented to before (`ctx.remembered` of `consent_policy`).
+    pub remembered: &'a [String],
 }
 
 /// Where a decision is taken.
@@ -93,6 +95,10 @@ impl Refusal {
 /// What the server would hand out.
 #[derive(Debug, Clone)]
 pub struct Tokens {
+    /// Whether the user is asked to consent (the code flow only).
+    pub consent: Option<Consent>,
+    /// The client's lifetimes, as the scope policies shortened them.
+    pub lifetimes: Lifetimes,
     pub granted: Scopes,
     pub refresh_token: bool,
     /// The ID token's claims (with `openid` and a user).
@@ -171,11 +177,18 @@ async fn run(ctx: &Ctx<'_>, r: &Request<'_>, steps: &mut Vec<Step>) -> Result<To
                     "no scope can be granted",
                 ));
             }
+            let consent = consent(ctx, r, &requested, &at_authorize).await?;
             // `grant::authorization_code::exchange`: the code's decision, the policies again.
+            // The code keeps scopes and the refresh-token decision, not lifetimes.
             let code_scopes = at_authorize.granted.clone();
-            let default = at_authorize;
+            let default = Decision {
+                shortened: Shortened::default(),
+                ..at_authorize
+            };
             let decision = token_decision(ctx, r, &code_scopes, default, true, steps).await?;
-            (code_scopes, decision)
+            let mut tokens = tokens(ctx, r, &code_scopes, decision).await?;
+            tokens.consent = Some(consent);
+            return Ok(tokens);
         }
         GrantType::RefreshToken => {
             // `grant::refresh_token::exchange`: by default the token rotates.
@@ -205,6 +218,29 @@ async fn run(ctx: &Ctx<'_>, r: &Request<'_>, steps: &mut Vec<Step>) -> Result<To
         }
     };
     tokens(ctx, r, &requested, decision).await
+}
+
+/// `authorize::consent_decision`, with what the user consented to before
+/// given instead of looked up.
+async fn consent(
+    ctx: &Ctx<'_>,
+    r: &Request<'_>,
+    requested: &Scopes,
+    decision: &Decision,
+) -> Result<Consent, Refusal> {
+    let grant = Some(GrantType::AuthorizationCode);
+    let hooks = ctx.hooks(r.client, r.user, requested, &decision.granted, grant);
+    let start = if r.client.skip_consent {
+        Consent::Skip
+    } else {
+        Consent::Remember
+    };
+    hook::consent(ctx, &hooks, start, r.remembered)
+        .await
+        .map_err(|e| Refusal {
+            error: OAuthError::from_plugin(e.clone(), None),
+            script: Some(e),
+        })
 }
 
 /// `grant::decision`: the token endpoint's policies, held under `requested`
@@ -288,9 +324,19 @@ async fn tokens(
                 user_sub: &u.sub,
                 auth_time: ctx.now,
                 expires_at: ctx.now + client.lifetimes.refresh_token_family.as_secs() as i64,
+                jkt: None,
+                resource: None,
+                sid: None,
             };
             let scope = decision.granted.to_string();
-            Some(new_refresh_token(ctx, client, &family, &scope, None))
+            Some(new_refresh_token(
+                ctx,
+                client,
+                &decision.shortened,
+                &family,
+                &scope,
+                None,
+            ))
         }
         _ => None,
     };
@@ -305,7 +351,11 @@ async fn tokens(
             grant_id: &grant_id,
             auth_time: ctx.now,
             nonce: None,
+            sid: None,
             refresh,
+            shortened: decision.shortened,
+            jkt: None,
+            resource: None,
         },
     )
     .await;
@@ -316,7 +366,7 @@ async fn tokens(
             return Err(Refusal { error, script });
         }
     };
-    let claims_of = |jwt: &str| match verify_jwt(jwt, &ctx.tenant.keys) {
+    let claims_of = |jwt: &str| match verify_jwt(jwt, &ctx.tenant.keys.load(), ctx.now) {
         Ok(Value::Object(m)) => Some(m),
         _ => None,
     };
@@ -325,7 +375,7 @@ async fn tokens(
     let jwt_claims = access_token.clone().unwrap_or_default();
     let row = match issued.access_token {
         Some(row) => row,
-        None => unrecorded_row(&ctx.tenant.id, &jwt_claims).ok_or_else(|| Refusal {
+        None => unrecorded_row(ctx.tenant, &jwt_claims).ok_or_else(|| Refusal {
             error: OAuthError::server_error(),
             script: None,
         })?,
@@ -347,6 +397,8 @@ async fn tokens(
             error,
         });
     Ok(Tokens {
+        consent: None,
+        lifetimes: client.lifetimes.shortened(&decision.shortened),
         granted: decision.granted,
         refresh_token: response.refresh_token.is_some(),
         id_token,

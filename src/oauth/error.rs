@@ -39,10 +39,21 @@ pub enum ErrorCode {
     RequestNotSupported,
     /// OIDC Core §3.1.2.6.
     RequestUriNotSupported,
+    /// OIDC Core §3.1.2.6, RFC 9101 §6.3: the request object is invalid.
+    InvalidRequestObject,
+    /// OIDC Core §3.1.2.6, RFC 9126 §4: a `request_uri` unknown, expired,
+    /// used already, or pushed by another client.
+    InvalidRequestUri,
     /// RFC 6750 §3.1: bad bearer token (401).
     InvalidToken,
     /// RFC 6750 §3.1: the token lacks the scope (403).
     InsufficientScope,
+    /// RFC 9449 §5, §7.1: a DPoP proof that fails its checks.
+    InvalidDpopProof,
+    /// RFC 9449 §8: a proof without our nonce (the answer carries one).
+    UseDpopNonce,
+    /// RFC 8707 §2: a `resource` that is not one of the tenant's.
+    InvalidTarget,
     /// Too many failures: locked for `retry_after` seconds.
     /// `slow_down` as in RFC 8628 §3.5, the nearest registered OAuth error code.
     SlowDown { retry_after: u64 },
@@ -66,8 +77,13 @@ impl ErrorCode {
             ErrorCode::InteractionRequired => "interaction_required",
             ErrorCode::RequestNotSupported => "request_not_supported",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+            ErrorCode::InvalidRequestObject => "invalid_request_object",
+            ErrorCode::InvalidRequestUri => "invalid_request_uri",
             ErrorCode::InvalidToken => "invalid_token",
             ErrorCode::InsufficientScope => "insufficient_scope",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::SlowDown { .. } => "slow_down",
         }
     }

@@ -4,10 +4,7 @@
 //! for a hook never leaves its worker.
 
 use super::Ctx;
-use crate::plugin::{Claims, Hook, HookContext, PluginError, Policy};
-
-/// Stack of each hook thread: deep expressions recurse in the engine.
-pub const STACK_SIZE: usize = 8 * 1024 * 1024;
+use crate::plugin::{Claims, Consent, Hook, HookContext, Observer, PluginError, Policy};
 
 /// The merged claims of `hook` for this request.
 pub async fn claims(
@@ -17,12 +14,7 @@ pub async fn claims(
 ) -> Result<Claims, PluginError> {
     match hooks.claims_call(hook) {
         None => Ok(Claims::default()),
-        Some(call) => ctx
-            .services
-            .hooks
-            .run(move || call.run())
-            .await
-            .unwrap_or_else(|| Err(pool_gone(hook))),
+        Some(call) => on_pool(ctx, hook, move |o| call.run_observed(o)).await,
     }
 }
 
@@ -35,20 +27,38 @@ pub async fn policy(
 ) -> Result<Policy, PluginError> {
     match hooks.policy_call(start.clone(), allowed) {
         None => Ok(start),
-        Some(call) => ctx
-            .services
-            .hooks
-            .run(move || call.run())
-            .await
-            .unwrap_or_else(|| Err(pool_gone(Hook::ScopePolicy))),
+        Some(call) => on_pool(ctx, Hook::ScopePolicy, move |o| call.run_observed(o)).await,
     }
 }
 
-fn pool_gone(hook: Hook) -> PluginError {
-    PluginError::Failed {
-        script: "(hook pool)".into(),
-        hook: hook.name(),
-        line: None,
-        message: "the hook pool is gone".into(),
+/// Whether to ask for consent after the request's consent policies
+/// (`ctx.remembered` is what the user consented to before).
+pub async fn consent(
+    ctx: &Ctx<'_>,
+    hooks: &HookContext<'_>,
+    start: Consent,
+    remembered: &[String],
+) -> Result<Consent, PluginError> {
+    match hooks.consent_call(start, remembered) {
+        None => Ok(start),
+        Some(call) => on_pool(ctx, Hook::ConsentPolicy, move |o| call.run_observed(o)).await,
     }
+}
+
+/// Run one hook call on the hook pool, each script's call counted in the metrics.
+async fn on_pool<T: Send + 'static>(
+    ctx: &Ctx<'_>,
+    hook: Hook,
+    call: impl FnOnce(&dyn Observer) -> Result<T, PluginError> + Send + 'static,
+) -> Result<T, PluginError> {
+    let metrics = ctx.services.metrics.plugins();
+    let call = move || call(&metrics);
+    ctx.services.hooks.run(call).await.unwrap_or_else(|| {
+        Err(PluginError::Failed {
+            script: "(hook pool)".into(),
+            hook: hook.name(),
+            line: None,
+            message: "the hook pool is gone".into(),
+        })
+    })
 }

@@ -57,15 +57,27 @@ async fn access_token_info(
         Err(e) => return Err(e),
     };
     let row = &valid.row;
+    // A token issued for a resource (RFC 8707) is that resource's alone;
+    // any other is seen by the resource servers that accept its scopes.
     let for_caller = row.client_id == caller.id
         || ctx
             .tenant
             .resource_server(&caller.id)
-            .is_some_and(|rs| rs.accepts(&row.scope));
+            .is_some_and(|rs| match &row.audience {
+                Some(aud) => *aud == rs.identifier,
+                None => rs.accepts(&row.scope),
+            });
     if !for_caller {
         return Ok(None);
     }
-    access_token_answer(ctx, valid).await.map(Some)
+    // The configuration generation that issued it, for its own client only.
+    let generation =
+        (row.client_id == caller.id && !row.generation.is_empty()).then(|| row.generation.clone());
+    let mut answer = access_token_answer(ctx, valid).await?;
+    if let Some(g) = generation {
+        answer["generation"] = json!(g);
+    }
+    Ok(Some(answer))
 }
 
 /// The answer about a valid access token, for a caller allowed to see it.
@@ -73,15 +85,19 @@ pub async fn access_token_answer(ctx: &Ctx<'_>, valid: ValidToken) -> Result<Val
     let row = valid.row;
     let mut out = json!({
         "active": true,
-        "token_type": "Bearer",
+        "token_type": if row.jkt.is_some() { "DPoP" } else { "Bearer" },
         "scope": row.scope,
         "client_id": row.client_id,
         "sub": row.user_sub.clone().unwrap_or_else(|| row.client_id.clone()),
         "iss": ctx.tenant.issuer,
-        "aud": ctx.tenant.issuer,
+        "aud": row.audience.as_deref().unwrap_or(&ctx.tenant.issuer),
         "iat": row.created_at,
         "exp": row.expires_at,
     });
+    // RFC 9449 §6.2: the key the resource must see a proof of.
+    if let Some(jkt) = &row.jkt {
+        out["cnf"] = json!({ "jkt": jkt });
+    }
     if let Some(user) = row
         .user_sub
         .as_deref()
@@ -116,7 +132,7 @@ pub async fn access_token_answer(ctx: &Ctx<'_>, valid: ValidToken) -> Result<Val
 }
 
 /// Introspection members no script claim may replace.
-const INTROSPECTION_FIELDS: &[&str] = &["active", "token_type", "username"];
+const INTROSPECTION_FIELDS: &[&str] = &["active", "token_type", "username", "generation"];
 
 /// The `access_token_claims` of an opaque token's grant, computed at introspection.
 async fn plugin_claims(ctx: &Ctx<'_>, row: &AccessTokenRow) -> Result<Claims, OAuthError> {

@@ -8,12 +8,12 @@ use serde_json::{json, Map, Value};
 
 use super::hook;
 use super::scope::Scopes;
-use super::{random_token, Ctx, OAuthError};
+use super::{random_token, Ctx, ErrorCode, OAuthError};
 use crate::config::{AccessTokenFormat, GrantType};
 use crate::jose::{at_hash, JoseError, SigningKey};
-use crate::plugin::{Claims, Hook};
+use crate::plugin::{Claims, Hook, Shortened};
 use crate::store::{AccessTokenRow, Issued, RefreshTokenRow, TokenHash};
-use crate::tenant::{standard_claims, Client, Tenant, User};
+use crate::tenant::{standard_claims, Client, ResourceServer, Tenant, User};
 
 /// The JSON body of a successful token response (RFC 6749 §5.1).
 #[derive(Debug, Clone, Serialize)]
@@ -43,8 +43,17 @@ pub struct Issuance<'a> {
     pub grant_id: &'a str,
     pub auth_time: i64,
     pub nonce: Option<&'a str>,
+    /// The browser session the grant was made in (the ID token's `sid`).
+    pub sid: Option<&'a str>,
     /// The refresh token to hand out with the access token, if any.
     pub refresh: Option<(String, RefreshTokenRow)>,
+    /// The lifetimes the scope policies shortened for this grant.
+    pub shortened: Shortened,
+    /// The DPoP key (thumbprint) the access token is bound to.
+    pub jkt: Option<&'a str>,
+    /// The resource server the access token is for (RFC 8707): its `aud`,
+    /// its format and lifetime, and only the granted scopes it accepts.
+    pub resource: Option<&'a ResourceServer>,
 }
 
 /// Who a token is about.
@@ -61,18 +70,30 @@ pub struct Family<'a> {
     pub auth_time: i64,
     /// No token of the family outlives this.
     pub expires_at: i64,
+    /// The DPoP key its tokens are bound to (public clients, RFC 9449 §5).
+    pub jkt: Option<&'a str>,
+    /// The resources the grant is for, space-separated (RFC 8707).
+    pub resource: Option<&'a str>,
+    /// The browser session the grant was made in.
+    pub sid: Option<&'a str>,
 }
 
-/// A new refresh token of `family` with `scope`, the successor of `parent`.
+/// A new refresh token of `family` with `scope`, the successor of `parent`,
+/// living as long as the client's refresh tokens unless `shortened`.
 pub fn new_refresh_token(
     ctx: &Ctx<'_>,
     client: &Client,
+    shortened: &Shortened,
     family: &Family<'_>,
     scope: &str,
     parent: Option<TokenHash>,
 ) -> (String, RefreshTokenRow) {
     let token = random_token();
-    let lifetime = client.lifetimes.refresh_token.as_secs() as i64;
+    let lifetime = client
+        .lifetimes
+        .shortened(shortened)
+        .refresh_token
+        .as_secs() as i64;
     let row = RefreshTokenRow {
         tenant_id: ctx.tenant.id.clone(),
         token_hash: TokenHash::of(&token),
@@ -87,6 +108,10 @@ pub fn new_refresh_token(
         family_expires_at: family.expires_at,
         used_at: None,
         revoked_at: None,
+        generation: ctx.tenant.generation.clone(),
+        jkt: family.jkt.map(str::to_string),
+        resource: family.resource.map(str::to_string),
+        sid: family.sid.map(str::to_string),
     };
     (token, row)
 }
@@ -107,11 +132,38 @@ pub async fn issue(
         grant_id,
         auth_time,
         nonce,
+        sid,
         refresh,
+        shortened,
+        jkt,
+        resource,
     } = what;
     let tenant = ctx.tenant;
     let now = ctx.now;
-    let expires_in = client.lifetimes.access_token.as_secs();
+    let mut lifetimes = client.lifetimes;
+    let mut format = tenant.access_token_format;
+    // A token for a resource server carries only the scopes it accepts.
+    let access_scopes = match resource {
+        None => scopes.clone(),
+        Some(rs) => {
+            let only = scopes.filter(|s| rs.scopes.iter().any(|a| a == s));
+            if only.is_empty() {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidTarget,
+                    format!(
+                        "none of the granted scopes is one that {} accepts",
+                        rs.identifier
+                    ),
+                ));
+            }
+            lifetimes.access_token = rs.access_token_lifetime.unwrap_or(lifetimes.access_token);
+            format = rs.access_token_format.unwrap_or(format);
+            only
+        }
+    };
+    let audience = resource.map_or(tenant.issuer.as_str(), |rs| rs.identifier.as_str());
+    let lifetimes = lifetimes.shortened(&shortened);
+    let expires_in = lifetimes.access_token.as_secs();
     let user = match subject {
         Subject::User(u) => Some(u),
         Subject::Client => None,
@@ -128,7 +180,7 @@ pub async fn issue(
         _ => Claims::default(),
     };
     let jti = random_token();
-    let (access_token, hash, jwt) = match tenant.access_token_format {
+    let (access_token, hash, jwt) = match format {
         AccessTokenFormat::Opaque => {
             let t = random_token();
             let h = TokenHash::of(&t);
@@ -138,9 +190,9 @@ pub async fn issue(
             let mut claims = json!({
                 "iss": tenant.issuer,
                 "sub": sub,
-                "aud": tenant.issuer,
+                "aud": audience,
                 "client_id": client.id,
-                "scope": scopes.to_string(),
+                "scope": access_scopes.to_string(),
                 "iat": now,
                 "exp": now + expires_in as i64,
                 "jti": jti,
@@ -148,13 +200,22 @@ pub async fn issue(
             if user.is_some() {
                 claims["auth_time"] = json!(auth_time);
             }
+            if let Some(jkt) = jkt {
+                claims["cnf"] = json!({ "jkt": jkt });
+            }
             let extra = hook::claims(ctx, Hook::AccessTokenClaims, &hook_ctx)
                 .await
                 .map_err(plugin_failed)?;
             if let Value::Object(map) = &mut claims {
                 extra.apply(map, &[]);
+                if user.is_none() {
+                    // Unrecorded (see below): the token itself says which
+                    // generation issued it, for `sesame revoke --generation`.
+                    map.insert("generation".into(), json!(tenant.generation));
+                }
             }
-            let token = sign(ctx, tenant.keys.signing(), "at+jwt", claims).await?;
+            let key = tenant.keys.load().signing(ctx.now).clone();
+            let token = sign(ctx, &key, "at+jwt", claims).await?;
             (token, TokenHash::of(&jti), true)
         }
     };
@@ -167,11 +228,14 @@ pub async fn issue(
         grant_id: grant_id.to_string(),
         client_id: client.id.clone(),
         user_sub: user.map(|u| u.sub.clone()),
-        scope: scopes.to_string(),
+        scope: access_scopes.to_string(),
         jwt,
         created_at: now,
         expires_at: now + expires_in as i64,
         revoked_at: None,
+        generation: tenant.generation.clone(),
+        jkt: jkt.map(str::to_string),
+        audience: resource.map(|rs| rs.identifier.clone()),
     });
 
     let id_token = match user {
@@ -182,8 +246,10 @@ pub async fn issue(
                 u,
                 scopes,
                 IdTokenFacts {
+                    lifetime: lifetimes.id_token.as_secs(),
                     auth_time,
                     nonce,
+                    sid,
                     access_token: &access_token,
                     extra: id_token_extra,
                 },
@@ -197,9 +263,9 @@ pub async fn issue(
     Ok((
         TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: if jkt.is_some() { "DPoP" } else { "Bearer" },
             expires_in,
-            scope: scopes.to_string(),
+            scope: access_scopes.to_string(),
             id_token,
             refresh_token,
             sub,
@@ -213,8 +279,12 @@ pub async fn issue(
 
 /// What an ID token says beyond the user's claims.
 struct IdTokenFacts<'a> {
+    /// Seconds until it expires.
+    lifetime: u64,
     auth_time: i64,
     nonce: Option<&'a str>,
+    /// The session's public id (Back-Channel Logout 1.0 §2.1).
+    sid: Option<&'a str>,
     /// For `at_hash`.
     access_token: &'a str,
     /// From the `id_token_claims` hooks.
@@ -230,13 +300,15 @@ async fn id_token(
     facts: IdTokenFacts<'_>,
 ) -> Result<String, OAuthError> {
     let IdTokenFacts {
+        lifetime,
         auth_time,
         nonce,
+        sid,
         access_token,
         extra,
     } = facts;
     let (tenant, now) = (ctx.tenant, ctx.now);
-    let key = tenant.keys.signing();
+    let key = client_signing_key(tenant, client, now);
     let mut claims = user_claims(tenant, user, scopes);
     extra.apply(&mut claims, &[]);
     let registered = json!({
@@ -245,7 +317,7 @@ async fn id_token(
         "aud": client.id,
         "azp": client.id,
         "iat": now,
-        "exp": now + client.lifetimes.id_token.as_secs() as i64,
+        "exp": now + lifetime as i64,
         "auth_time": auth_time,
         "at_hash": at_hash(key.alg(), access_token),
     });
@@ -255,7 +327,54 @@ async fn id_token(
     if let Some(n) = nonce {
         claims.insert("nonce".into(), json!(n));
     }
-    sign(ctx, key, "JWT", Value::Object(claims)).await
+    if let Some(sid) = sid {
+        claims.insert("sid".into(), json!(sid));
+    }
+    sign(ctx, &key, "JWT", Value::Object(claims)).await
+}
+
+/// The event a logout token announces (Back-Channel Logout 1.0 §2.4).
+pub const BACKCHANNEL_LOGOUT_EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// How long a logout token is valid: it is made for one delivery attempt
+/// (each attempt signs a new one, with the message's `jti`).
+pub const LOGOUT_TOKEN_LIFETIME: i64 = 120;
+
+/// A logout token for `client` (Back-Channel Logout 1.0 §2.4): the session
+/// `sid` of `sub` ended. Signed as the client's ID tokens are, `typ`
+/// `logout+jwt`; never a `nonce`.
+pub async fn logout_token(
+    ctx: &Ctx<'_>,
+    client: &Client,
+    jti: &str,
+    sid: &str,
+    sub: &str,
+) -> Result<String, OAuthError> {
+    let (tenant, now) = (ctx.tenant, ctx.now);
+    let key = client_signing_key(tenant, client, now);
+    let claims = json!({
+        "iss": tenant.issuer,
+        "sub": sub,
+        "aud": client.id,
+        "iat": now,
+        "exp": now + LOGOUT_TOKEN_LIFETIME,
+        "jti": jti,
+        "sid": sid,
+        "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
+    });
+    sign(ctx, &key, "logout+jwt", claims).await
+}
+
+/// The key of `client`'s ID and logout tokens: its
+/// `id_token_signed_response_alg` (validated against the tenant's keys),
+/// else the tenant's signing key.
+fn client_signing_key(tenant: &Tenant, client: &Client, now: i64) -> SigningKey {
+    let keys = tenant.keys.load();
+    client
+        .id_token_alg
+        .and_then(|alg| keys.for_alg(alg, now))
+        .unwrap_or(keys.signing(now))
+        .clone()
 }
 
 /// Sign `claims`. RSA signatures (≈ 0.25 ms each) are made on the signing

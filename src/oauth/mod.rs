@@ -4,12 +4,15 @@
 //! [`Outcome`] or a `Result<_, OAuthError>` (see DESIGN.md).
 
 pub mod access_token;
+pub mod assertion;
 pub mod authorize;
 pub mod client_auth;
+pub mod client_keys;
 pub mod consent;
 pub mod context;
 pub mod cpu;
 pub mod discovery;
+pub mod dpop;
 pub mod dry_run;
 pub mod error;
 pub mod grant;
@@ -18,11 +21,14 @@ pub mod introspect;
 pub mod issue;
 pub mod login;
 pub mod logout;
+pub mod markers;
 pub mod outcome;
+pub mod par;
 pub mod params;
 pub mod password;
 pub mod pending;
 pub mod pkce;
+pub mod request_object;
 pub mod revoke;
 pub mod scope;
 pub mod session;
@@ -32,6 +38,7 @@ pub mod userinfo;
 
 pub use context::{Credentials, Ctx, RequestFacts, Services};
 pub use error::{ErrorCode, OAuthError};
+pub use markers::MARKERS_FRESH;
 pub use outcome::{Answer, Cookie, Outcome, Page};
 pub use params::Params;
 

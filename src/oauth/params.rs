@@ -59,6 +59,8 @@ const KNOWN_NAMES: &[&str] = &[
     "rid",
     "csrf",
     "decision",
+    "resource",
+    "dpop_jkt",
 ];
 
 fn known_name(name: &str) -> Option<&'static str> {
@@ -75,7 +77,7 @@ pub fn max_len(name: &str) -> usize {
         | "redirect_uri"
         | "post_logout_redirect_uri" => MAX_STATE_LEN,
         "code" | "refresh_token" => MAX_CODE_LEN,
-        "token" | "access_token" | "id_token_hint" => MAX_JWT_LEN,
+        "token" | "access_token" | "id_token_hint" | "request" | "client_assertion" => MAX_JWT_LEN,
         "client_id" | "rid" | "csrf" => MAX_ID_LEN,
         "client_secret" | "password" => MAX_SECRET_LEN,
         "scope" => MAX_SCOPE_LEN,
@@ -87,13 +89,20 @@ pub fn max_len(name: &str) -> usize {
 /// Request parameters: each name at most once (RFC 6749 §3.1), empty values
 /// treated as absent, at most [`MAX_PARAMS`] of them, each no longer than
 /// [`max_len`] of its name.
-#[derive(Debug, Default, Clone)]
+/// (Serialized as a JSON object, for a request stored whole: see `oauth::par`.)
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Params(HashMap<String, String>);
 
 impl Params {
     pub fn parse(raw: &[u8]) -> Result<Params, OAuthError> {
         let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(raw)
             .map_err(|_| OAuthError::invalid_request("malformed parameters"))?;
+        Params::from_pairs(pairs)
+    }
+
+    /// Parameters from name–value pairs, under the rules of [`Params::parse`].
+    pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Params, OAuthError> {
         if pairs.len() > MAX_PARAMS {
             return Err(OAuthError::invalid_request(format!(
                 "too many parameters (at most {MAX_PARAMS})"
@@ -111,6 +120,17 @@ impl Params {
                     Some(k) => format!("parameter `{k}` is too long (at most {max} bytes)"),
                     None => format!("a parameter is too long (at most {max} bytes)"),
                 }));
+            }
+            // `resource` may come more than once (RFC 8707 §2): its values
+            // are absolute URIs, which hold no space, so they are kept as
+            // one space-separated list.
+            if k == "resource" {
+                if let Some(list) = map.get_mut(&k) {
+                    let list: &mut String = list;
+                    list.push(' ');
+                    list.push_str(&v);
+                    continue;
+                }
             }
             if map.contains_key(&k) {
                 return Err(OAuthError::invalid_request(match known_name(&k) {
@@ -138,6 +158,19 @@ impl Params {
 
     pub fn iter(&self) -> impl Iterator<Item = (&String, &String)> {
         self.0.iter()
+    }
+
+    /// These parameters without those named `names`.
+    pub fn without(&self, names: &[&str]) -> Params {
+        let mut map = self.0.clone();
+        map.retain(|k, _| !names.contains(&k.as_str()));
+        Params(map)
+    }
+
+    /// These parameters with `name` set to `value`.
+    pub fn with(mut self, name: &str, value: &str) -> Params {
+        self.0.insert(name.to_string(), value.to_string());
+        self
     }
 }
 
@@ -183,6 +216,18 @@ mod tests {
         let long_name = format!("{}=1", "n".repeat(MAX_NAME_LEN + 1));
         let e = Params::parse(long_name.as_bytes()).unwrap_err();
         assert!(!e.description.contains("nnnn"));
+    }
+
+    #[test]
+    fn a_stored_request_round_trips_without_the_names_left_out() {
+        let p = Params::parse(b"client_id=a&client_secret=s&scope=openid").unwrap();
+        let stored = p.without(&["client_secret"]).with("client_id", "b");
+        let json = serde_json::to_string(&stored).unwrap();
+        assert!(!json.contains("client_secret"));
+        let back: Params = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.get("client_id"), Some("b"));
+        assert_eq!(back.get("scope"), Some("openid"));
+        assert_eq!(back.get("client_secret"), None);
     }
 
     #[test]

@@ -13,11 +13,18 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::authorize::ResponseMode;
 use super::context::CsrfKey;
 use super::session::BrowserCookies;
 use super::{random_token, Ctx, OAuthError, Params};
 use crate::store::{AuthRequestRow, SessionRow, TokenHash};
 use crate::tenant::Client;
+
+/// Why a pending request could not be found (also the error page's cue).
+pub const EXPIRED: &str =
+    "this sign-in request has expired or is unknown; go back to the application and start again";
+/// Why a form was refused.
+pub const FORM_EXPIRED: &str = "the form has expired (CSRF check failed); start again";
 
 /// How long a started sign-in may take.
 pub const AUTH_REQUEST_TTL: i64 = 30 * 60;
@@ -39,6 +46,18 @@ pub struct Pending {
     pub prompt: Vec<String>,
     pub max_age: Option<i64>,
     pub login_hint: Option<String>,
+    /// The languages the client asked the pages in.
+    #[serde(default)]
+    pub ui_locales: Option<String>,
+    /// The resources (RFC 8707) asked for, space-separated.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// The DPoP key the code is bound to (RFC 9449 §10).
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
+    /// How the answer goes back (requests stored before this was recorded: query).
+    #[serde(default)]
+    pub response_mode: ResponseMode,
     /// SHA-256 (hex) of the binding cookie of the browser that started it.
     pub browser: String,
 }
@@ -58,6 +77,12 @@ impl Pending {
     /// session that is asked.
     pub fn csrf(&self, key: &CsrfKey, rid: &str, session: Option<&SessionRow>) -> String {
         key.token(&csrf_parts(rid, &self.browser, session))
+    }
+
+    /// The CSRF token of the account chooser's "continue as" form (bound
+    /// like consent's, but not interchangeable with it).
+    pub fn chooser_csrf(&self, key: &CsrfKey, rid: &str, session: &SessionRow) -> String {
+        key.token(&chooser_parts(rid, &self.browser, session))
     }
 }
 
@@ -102,11 +127,7 @@ pub async fn load(
     rid: Option<&str>,
     cookies: &BrowserCookies,
 ) -> Result<(Pending, Arc<Client>), OAuthError> {
-    let expired = || {
-        OAuthError::invalid_request(
-            "this sign-in request has expired or is unknown; go back to the application and start again",
-        )
-    };
+    let expired = || OAuthError::invalid_request(EXPIRED);
     let rid = rid.ok_or_else(expired)?;
     if rid.len() > 128 {
         return Err(expired());
@@ -150,16 +171,51 @@ pub async fn submitted(
     cookies: &BrowserCookies,
     session: Option<&SessionRow>,
 ) -> Result<(String, Pending, Arc<Client>), OAuthError> {
+    checked(ctx, form, cookies, session, csrf_parts).await
+}
+
+/// As [`submitted`], for the account chooser's form for `session`.
+pub async fn chosen(
+    ctx: &Ctx<'_>,
+    form: &Params,
+    cookies: &BrowserCookies,
+    session: &SessionRow,
+) -> Result<(String, Pending, Arc<Client>), OAuthError> {
+    checked(
+        ctx,
+        form,
+        cookies,
+        Some(session),
+        |rid, browser, s| match s {
+            Some(s) => chooser_parts(rid, browser, s),
+            None => csrf_parts(rid, browser, None),
+        },
+    )
+    .await
+}
+
+async fn checked(
+    ctx: &Ctx<'_>,
+    form: &Params,
+    cookies: &BrowserCookies,
+    session: Option<&SessionRow>,
+    parts: impl for<'b> Fn(&'b str, &'b str, Option<&'b SessionRow>) -> [&'b str; 4],
+) -> Result<(String, Pending, Arc<Client>), OAuthError> {
     let rid = form.get("rid");
     let (pending, client) = load(ctx, rid, cookies).await?;
     let rid = rid.unwrap_or_default().to_string();
-    let parts = csrf_parts(&rid, &pending.browser, session);
-    if !ctx.services.csrf_key.verify(&parts, form.get("csrf")) {
-        return Err(OAuthError::invalid_request(
-            "the form has expired (CSRF check failed); start again",
-        ));
+    if !ctx
+        .services
+        .csrf_key
+        .verify(&parts(&rid, &pending.browser, session), form.get("csrf"))
+    {
+        return Err(OAuthError::invalid_request(FORM_EXPIRED));
     }
     Ok((rid, pending, client))
+}
+
+fn chooser_parts<'a>(rid: &'a str, browser: &'a str, session: &'a SessionRow) -> [&'a str; 4] {
+    ["choose", rid, browser, &session.sid]
 }
 
 fn csrf_parts<'a>(rid: &'a str, browser: &'a str, session: Option<&'a SessionRow>) -> [&'a str; 4] {

@@ -42,7 +42,7 @@ pub async fn revoke(
                 .await?;
         }
         Some(_) => return Ok(()),
-        None => match access_token::unrecorded_row(&ctx.tenant.id, &claims) {
+        None => match access_token::unrecorded_row(ctx.tenant, &claims) {
             Some(row) if row.client_id == client.id && row.expires_at > ctx.now => {
                 ctx.store
                     .insert_revoked_access_token(AccessTokenRow {

@@ -3,7 +3,7 @@
 use super::hook;
 use super::Ctx;
 use crate::config::GrantType;
-use crate::plugin::{Hook, PluginError, Policy};
+use crate::plugin::{Hook, PluginError, Policy, Shortened};
 use crate::tenant::{Client, Tenant, User};
 
 /// Most scopes a request may name.
@@ -91,6 +91,8 @@ pub fn is_scope_token(s: &str) -> bool {
 /// What a request is granted without a policy script, and whether a refresh token goes with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Decision {
+    /// Lifetimes a scope policy shortened (none by default).
+    pub shortened: Shortened,
     pub granted: Scopes,
     pub refresh_token: bool,
 }
@@ -115,6 +117,7 @@ pub fn default_decision(
     Decision {
         granted,
         refresh_token,
+        shortened: Shortened::default(),
     }
 }
 
@@ -161,6 +164,7 @@ pub async fn decide(
     let start = Policy {
         granted: default.granted.as_vec().to_vec(),
         refresh_token: default.refresh_token,
+        shortened: default.shortened,
     };
     let policy = hook::policy(ctx, &hook_ctx, start, allowed).await?;
     Ok(Decision {
@@ -169,6 +173,7 @@ pub async fn decide(
             && user.is_some()
             && grant != GrantType::ClientCredentials
             && client.allows_grant(GrantType::RefreshToken),
+        shortened: policy.shortened,
     })
 }
 

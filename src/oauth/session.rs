@@ -10,7 +10,7 @@
 
 use super::outcome::Cookie;
 use super::{random_token, Ctx, OAuthError};
-use crate::store::{SessionRow, TokenHash};
+use crate::store::{EndedSession, SessionRow, TokenHash};
 use crate::tenant::User;
 
 /// Longest cookie value looked up; longer ones are no session of ours.
@@ -67,7 +67,7 @@ pub async fn start(
     cookies: &BrowserCookies,
 ) -> Result<(SessionRow, Cookie), OAuthError> {
     if let Some(old) = cookies.session_hash() {
-        if let Err(e) = ctx.store.revoke_session(&ctx.tenant.id, old, ctx.now).await {
+        if let Err(e) = end_by_hash(ctx, old).await {
             tracing::warn!(error = %e, "could not end the previous session");
         }
     }
@@ -92,20 +92,41 @@ pub async fn start(
     Ok((row, cookie))
 }
 
-/// End this browser's session (logout). The session cookie is cleared
-/// whether or not a session was live.
-pub async fn end(ctx: &Ctx<'_>, cookies: &BrowserCookies) -> Result<Cookie, OAuthError> {
-    if let Some(hash) = cookies.session_hash() {
-        let live = ctx
-            .store
-            .find_session(&ctx.tenant.id, hash, ctx.now)
-            .await?;
-        ctx.store
-            .revoke_session(&ctx.tenant.id, hash, ctx.now)
-            .await?;
-        if let Some(s) = live {
-            tracing::info!(event = "logout", tenant = %ctx.tenant.id, sub = %s.user_sub, sid = %s.sid, "signed out");
-        }
+/// End this browser's session (logout): the cookie to clear (whether or not
+/// a session was live), and the session ended, with the clients it signed
+/// in to (each with a `backchannel_logout_uri` is sent a logout token).
+pub async fn end(
+    ctx: &Ctx<'_>,
+    cookies: &BrowserCookies,
+) -> Result<(Cookie, Option<EndedSession>), OAuthError> {
+    let ended = match cookies.session_hash() {
+        Some(hash) => end_by_hash(ctx, hash).await?,
+        None => None,
+    };
+    if let Some(s) = &ended {
+        tracing::info!(event = "logout", tenant = %ctx.tenant.id, sub = %s.user_sub, sid = %s.sid, clients = s.clients.len(), "signed out");
     }
-    Ok(Cookie::ClearSession)
+    Ok((Cookie::ClearSession, ended))
+}
+
+/// End the session with this cookie hash, queueing its back-channel
+/// logouts (and waking this node's delivery if there are any).
+async fn end_by_hash(ctx: &Ctx<'_>, hash: TokenHash) -> Result<Option<EndedSession>, OAuthError> {
+    let notify = ctx.tenant.backchannel_clients();
+    let ended = ctx
+        .store
+        .end_session(&ctx.tenant.id, hash, ctx.now, notify.clone())
+        .await?;
+    let queued = ended.as_ref().map_or(0, |s| {
+        s.clients.iter().filter(|c| notify.contains(c)).count()
+    });
+    if queued > 0 {
+        for _ in 0..queued {
+            ctx.services
+                .metrics
+                .backchannel_logout(&ctx.tenant.id, "queued");
+        }
+        ctx.services.logout_outbox.notify_one();
+    }
+    Ok(ended)
 }

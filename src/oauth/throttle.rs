@@ -25,7 +25,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::{Ctx, OAuthError};
-use crate::store::{ThrottleAttempt, ThrottleKey, ThrottleWindow, TokenHash};
+use crate::store::{Lockout, ThrottleAttempt, ThrottleKey, ThrottleWindow, TokenHash};
 
 /// How long this node trusts "not locked" for a key without asking the
 /// database again ([`Throttle::check`] only; a reservation always asks). A
@@ -232,17 +232,32 @@ impl Reservation<'_> {
             .record_failure(&tenant.id, t.keys.clone(), t.window(), now)
             .await
         {
-            Ok(Some(until)) => {
-                let kind = if t.principal.is_some() {
+            Ok(Some(Lockout { until, keys })) => {
+                // The address's key is always the request's last.
+                let by_ip = t.ctx.request.ip.is_some()
+                    && t.keys.last().is_some_and(|k| keys.contains(&k.key));
+                let by_name = t.keys.len() > usize::from(t.ctx.request.ip.is_some())
+                    && t.keys.first().is_some_and(|k| keys.contains(&k.key));
+                let named = if t.principal.is_some() {
                     "user"
                 } else {
                     "client"
                 };
-                t.ctx.services.metrics.lockout(&tenant.id, kind);
+                let what = match (by_name, by_ip) {
+                    (true, true) => format!("{named}+address"),
+                    (false, true) => "address".to_string(),
+                    _ => named.to_string(),
+                };
+                if by_name || !by_ip {
+                    t.ctx.services.metrics.lockout(&tenant.id, named);
+                }
+                if by_ip {
+                    t.ctx.services.metrics.lockout(&tenant.id, "ip");
+                }
                 tracing::warn!(
                     event = "lockout",
                     tenant = %tenant.id,
-                    what = kind,
+                    what = %what,
                     ip = t.ctx.request.ip.map(|ip| ip.to_string()),
                     until,
                     "too many failed {}: locked",

@@ -2,6 +2,7 @@
 //! the request to its grant (`super::grant`).
 
 use super::client_auth;
+use super::dpop;
 use super::grant;
 pub use super::issue::TokenResponse;
 use super::{Credentials, Ctx, ErrorCode, OAuthError, Params};
@@ -29,6 +30,14 @@ pub async fn token(
         }
     };
     let client = client_auth::authenticate(ctx, credentials).await?;
+    let proof = dpop::check(ctx, None).await?;
+    let jkt = proof.as_ref().map(|p| p.jkt.as_str());
+    if jkt.is_none() && client.dpop_bound {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "this client's access tokens are DPoP-bound: send a DPoP proof",
+        ));
+    }
     if !client.allows_grant(grant) {
         return Err(OAuthError::new(
             ErrorCode::UnauthorizedClient,
@@ -41,6 +50,7 @@ pub async fn token(
         "code_verifier",
         "redirect_uri",
         "scope",
+        "resource",
     ] {
         if params.get(name).is_some_and(|v| v.len() > MAX_TOKEN_LEN) {
             return Err(OAuthError::invalid_request(format!("{name} is too long")));
@@ -48,11 +58,11 @@ pub async fn token(
     }
     let issued = match grant {
         GrantType::AuthorizationCode => {
-            grant::authorization_code::exchange(ctx, &client, params).await
+            grant::authorization_code::exchange(ctx, &client, params, jkt).await
         }
-        GrantType::RefreshToken => grant::refresh_token::exchange(ctx, &client, params).await,
+        GrantType::RefreshToken => grant::refresh_token::exchange(ctx, &client, params, jkt).await,
         GrantType::ClientCredentials => {
-            grant::client_credentials::exchange(ctx, &client, params).await
+            grant::client_credentials::exchange(ctx, &client, params, jkt).await
         }
     }?;
     let jwt = ctx.tenant.access_token_format == AccessTokenFormat::Jwt;
@@ -63,6 +73,7 @@ pub async fn token(
         client_id = %client.id,
         sub = %issued.sub,
         scope = %issued.scope,
+        dpop = jkt.is_some(),
         access_token = %super::log_id(&issued.access_token),
         refresh_token = issued.refresh_token.as_deref().map(super::log_id),
         id_token = issued.id_token.is_some(),

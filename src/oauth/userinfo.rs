@@ -12,8 +12,10 @@ use crate::store::AccessTokenRow;
 
 /// `GET|POST /userinfo`: the user's claims for the token's scopes.
 pub async fn userinfo(ctx: &Ctx<'_>, presented: Bearer) -> Result<Value, OAuthError> {
+    let dpop = presented.dpop;
     let token = presented.token()?;
     let valid = access_token::validate(ctx, &token).await?;
+    access_token::check_binding(ctx, &valid, &token, dpop).await?;
     answer(ctx, &valid.row).await
 }
 

@@ -16,17 +16,21 @@ use rhai::packages::{
 };
 use rhai::{Dynamic, Engine, EvalAltResult, Position};
 
-/// Operations one hook call may take (`loop {}` stops after this).
-pub const MAX_OPERATIONS: u64 = 100_000;
-/// Nested function calls (unbounded recursion stops here). Debug builds have
-/// much larger stack frames, so they get fewer levels.
-#[cfg(not(debug_assertions))]
-pub const MAX_CALL_LEVELS: usize = 24;
-#[cfg(debug_assertions)]
-pub const MAX_CALL_LEVELS: usize = 12;
-/// Expression nesting at global level and inside functions.
-pub const MAX_EXPR_DEPTH: usize = 32;
-pub const MAX_FUNCTION_EXPR_DEPTH: usize = 16;
+/// Operations one hook call may take (`loop {}` stops after this; a loop
+/// over 1,000 groups with a few tests each takes about 20,000).
+pub const MAX_OPERATIONS: u64 = 1_000_000;
+/// Nested function calls (unbounded recursion stops here).
+pub const MAX_CALL_LEVELS: usize = 32;
+/// Expression nesting at global level and inside functions, in Rhai's own
+/// units (each operator of a `||` chain counts one): twice its release
+/// defaults, in every build, so a 25-term chain inside a loop and two `if`s
+/// passes. The script stack below holds this with room to spare.
+pub const MAX_EXPR_DEPTH: usize = 128;
+pub const MAX_FUNCTION_EXPR_DEPTH: usize = 64;
+/// Stack of every thread that compiles or runs scripts: the engine recurses
+/// once per nesting level and per call, and a debug build's frames are large.
+/// Reserved address space; only what a script touches becomes memory.
+pub const STACK_SIZE: usize = 64 * 1024 * 1024;
 /// Longest string a script may build, in bytes.
 pub const MAX_STRING_SIZE: usize = 64 * 1024;
 /// Most elements of an array, entries of a map.
@@ -99,15 +103,55 @@ fn running() -> String {
     RUNNING.with(|r| r.borrow().clone())
 }
 
-/// A new sandboxed engine.
+/// Run `f` on a thread with [`STACK_SIZE`] of stack, and wait for it: what
+/// compiles scripts or runs them outside the hook pool goes through here.
+pub fn on_script_stack<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    let slot = std::sync::Mutex::new(Some(f));
+    let take = || slot.lock().ok().and_then(|mut f| f.take());
+    let ran = std::thread::scope(|s| {
+        let spawned = std::thread::Builder::new()
+            .name("sesame-script".into())
+            .stack_size(STACK_SIZE)
+            .spawn_scoped(s, || take().map(|f| f()));
+        match spawned {
+            Ok(handle) => handle
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a script thread; running on this one");
+                None
+            }
+        }
+    });
+    match ran {
+        Some(v) => v,
+        // The thread never started, so `f` is still in its slot.
+        None => match take() {
+            Some(f) => f(),
+            None => std::panic::resume_unwind(Box::new("a script thread lost its work")),
+        },
+    }
+}
+
+/// The packages every engine gets, built once for the process.
+static PACKAGES: std::sync::LazyLock<Vec<rhai::Shared<rhai::Module>>> =
+    std::sync::LazyLock::new(|| {
+        vec![
+            CorePackage::new().as_shared_module(),
+            LogicPackage::new().as_shared_module(),
+            BasicMathPackage::new().as_shared_module(),
+            BasicArrayPackage::new().as_shared_module(),
+            BasicMapPackage::new().as_shared_module(),
+            MoreStringPackage::new().as_shared_module(),
+        ]
+    });
+
+/// A new sandboxed engine (each script gets its own, for its `global::` settings).
 pub fn sandboxed() -> Engine {
     let mut engine = Engine::new_raw();
-    engine.register_global_module(CorePackage::new().as_shared_module());
-    engine.register_global_module(LogicPackage::new().as_shared_module());
-    engine.register_global_module(BasicMathPackage::new().as_shared_module());
-    engine.register_global_module(BasicArrayPackage::new().as_shared_module());
-    engine.register_global_module(BasicMapPackage::new().as_shared_module());
-    engine.register_global_module(MoreStringPackage::new().as_shared_module());
+    for package in PACKAGES.iter() {
+        engine.register_global_module(package.clone());
+    }
 
     // No modules from anywhere; `eval` would compile code at run time.
     engine.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
@@ -144,6 +188,62 @@ pub fn sandboxed() -> Engine {
         },
     );
     engine
+}
+
+/// What to tell the author of a script that hit one of the limits: the
+/// limit, its value and how to restructure. `None` for any other error.
+pub fn limit_hit(e: &EvalAltResult) -> Option<String> {
+    let text = match e {
+        EvalAltResult::ErrorTooManyOperations(_) => format!(
+            "stopped at the operation limit ({MAX_OPERATIONS} operations per call): a loop that \
+             never ends, or too much work per request? Build lookup tables once, as top-level \
+             `const` settings read with `global::NAME`, and loop over less"
+        ),
+        EvalAltResult::ErrorStackOverflow(_) => format!(
+            "function calls nested past the call-depth limit ({MAX_CALL_LEVELS} levels): \
+             recursion that never stops? Write it as a loop"
+        ),
+        EvalAltResult::ErrorDataTooLarge(what, _) => {
+            let (what, limit) = if what.contains("string") {
+                ("a string", format!("{MAX_STRING_SIZE} bytes"))
+            } else if what.contains("array") {
+                ("an array", format!("{MAX_ARRAY_SIZE} elements"))
+            } else {
+                ("a map", format!("{MAX_MAP_SIZE} entries"))
+            };
+            format!(
+                "{what} grew past its size limit ({limit}): keep only what the token needs, \
+                 or build it in smaller parts"
+            )
+        }
+        EvalAltResult::ErrorTooManyVariables(_) => format!(
+            "more variables in scope than the limit ({MAX_VARIABLES}): reuse variables, or \
+             keep values together in a map"
+        ),
+        _ => return None,
+    };
+    Some(text)
+}
+
+/// A compile error, with the limit explained when one was hit.
+pub fn parse_error(e: &rhai::ParseError) -> String {
+    let what = match e.err_type() {
+        rhai::ParseErrorType::ExprTooDeep => format!(
+            "expression nested past the depth limit ({MAX_EXPR_DEPTH} levels at top level, \
+             {MAX_FUNCTION_EXPR_DEPTH} inside a function): name inner parts with `let`, move \
+             them into a helper function, or test a list with `in` instead of a long `||` chain"
+        ),
+        rhai::ParseErrorType::TooManyFunctions => {
+            format!("more functions than the limit ({MAX_FUNCTIONS}): split the script in two")
+        }
+        other => other.to_string(),
+    };
+    let pos = e.position();
+    match (pos.line(), pos.position()) {
+        (Some(l), Some(c)) => format!("line {l}, column {c}: {what}"),
+        (Some(l), None) => format!("line {l}: {what}"),
+        _ => what,
+    }
 }
 
 #[cfg(test)]

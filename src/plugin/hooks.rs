@@ -11,8 +11,9 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Scope, AST};
+use rhai::{CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Module, Scope, AST};
 use serde_json::{Map, Value};
 
 use super::engine::{self, Deadline, Denial, Running, TimeLimit};
@@ -23,7 +24,7 @@ use crate::tenant::{Client, Tenant, User};
 pub use crate::config::REGISTERED_CLAIMS;
 
 /// Wall-clock limit of one hook call unless the config says otherwise.
-pub const DEFAULT_TIME_LIMIT: std::time::Duration = std::time::Duration::from_millis(100);
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(100);
 
 /// Deepest nesting of arrays and maps a script may return.
 const MAX_VALUE_DEPTH: usize = 32;
@@ -35,14 +36,16 @@ pub enum Hook {
     AccessTokenClaims,
     UserinfoClaims,
     ScopePolicy,
+    ConsentPolicy,
 }
 
 impl Hook {
-    pub const ALL: [Hook; 4] = [
+    pub const ALL: [Hook; 5] = [
         Hook::IdTokenClaims,
         Hook::AccessTokenClaims,
         Hook::UserinfoClaims,
         Hook::ScopePolicy,
+        Hook::ConsentPolicy,
     ];
 
     pub fn name(self) -> &'static str {
@@ -51,12 +54,27 @@ impl Hook {
             Hook::AccessTokenClaims => "access_token_claims",
             Hook::UserinfoClaims => "userinfo_claims",
             Hook::ScopePolicy => "scope_policy",
+            Hook::ConsentPolicy => "consent_policy",
         }
     }
 
     fn bit(self) -> u8 {
         1 << (self as u8)
     }
+}
+
+/// Told of every hook call a script makes: the script, the hook, how long
+/// it took, whether it failed (a denial is not a failure). The metrics
+/// implement it; calls made without one report nowhere.
+pub trait Observer: Send + Sync {
+    fn called(&self, script: &str, hook: Hook, took: Duration, failed: bool);
+}
+
+/// Reports nowhere.
+struct Unobserved;
+
+impl Observer for Unobserved {
+    fn called(&self, _: &str, _: Hook, _: Duration, _: bool) {}
 }
 
 /// Why a hook did not give an answer.
@@ -88,13 +106,14 @@ impl PluginError {
                 hook,
                 reason,
             } if *hook == Hook::ScopePolicy.name() => {
-                tracing::info!(script = %script, reason = %reason, "scope policy denied the request")
+                tracing::info!(event = "plugin.denied", script = %script, reason = %reason, "scope policy denied the request")
             }
             PluginError::Denied {
                 script,
                 hook,
                 reason,
             } => tracing::error!(
+                event = "plugin.failed",
                 script = %script,
                 hook = %hook,
                 reason = %reason,
@@ -107,6 +126,7 @@ impl PluginError {
                 line,
                 message,
             } => tracing::error!(
+                event = "plugin.failed",
                 script = %script,
                 hook = %hook,
                 line = line.map(|l| l as u64),
@@ -124,8 +144,10 @@ pub struct Script {
     ast: AST,
     engine: Arc<Engine>,
     hooks: u8,
+    /// The names its top-level statements define (`global::NAME`).
+    settings: Vec<String>,
     /// Wall-clock limit of one call.
-    time_limit: std::time::Duration,
+    time_limit: Duration,
     /// Registered claims this script tried to set, already logged once.
     warned: Mutex<HashSet<String>>,
 }
@@ -140,20 +162,22 @@ impl std::fmt::Debug for Script {
 }
 
 impl Script {
-    /// Compile `source`, named `name` in logs and errors. The error names the
-    /// line and column of a syntax error, or the hook defined wrongly.
-    pub fn compile(engine: Arc<Engine>, name: &str, source: &str) -> Result<Script, String> {
-        let mut ast = engine.compile(source).map_err(|e| {
-            let pos = e.position();
-            match (pos.line(), pos.position()) {
-                (Some(l), Some(c)) => format!("line {l}, column {c}: {}", e.err_type()),
-                (Some(l), None) => format!("line {l}: {}", e.err_type()),
-                _ => e.err_type().to_string(),
-            }
-        })?;
+    /// Compile `source`, named `name` in logs and errors, with calls stopped
+    /// after `time_limit`. Top-level statements run once, now: what they
+    /// define (`const` or `let`) every hook reads as `global::NAME`. The
+    /// error names the line and column of a syntax error, the limit a
+    /// script went past, the hook defined wrongly, or the top-level
+    /// statement that failed.
+    pub fn compile(name: &str, source: &str, time_limit: Duration) -> Result<Script, String> {
+        engine::on_script_stack(|| Script::compile_here(name, source, time_limit))
+    }
+
+    fn compile_here(name: &str, source: &str, time_limit: Duration) -> Result<Script, String> {
+        let mut engine = engine::sandboxed();
+        let mut ast = engine
+            .compile(source)
+            .map_err(|e| engine::parse_error(&e))?;
         ast.set_source(name);
-        // Only functions are ever called; top-level statements would never run.
-        ast.clear_statements();
         let mut hooks = 0u8;
         let mut wrong = Vec::new();
         for hook in Hook::ALL {
@@ -184,20 +208,22 @@ impl Script {
                     .join(", ")
             ));
         }
+        let module = top_level(&engine, name, &ast, time_limit)?;
+        let settings: Vec<String> = module.iter_var().map(|(n, _)| n.to_string()).collect();
+        if !settings.is_empty() {
+            engine.register_static_module("global", module.into());
+        }
+        // Hooks are called with no statements to run first.
+        ast.clear_statements();
         Ok(Script {
             name: name.to_string(),
             ast,
-            engine,
+            engine: Arc::new(engine),
             hooks,
-            time_limit: DEFAULT_TIME_LIMIT,
+            settings,
+            time_limit,
             warned: Mutex::new(HashSet::new()),
         })
-    }
-
-    /// This script, with calls stopped after `limit` of wall-clock time.
-    pub fn with_time_limit(mut self, limit: std::time::Duration) -> Script {
-        self.time_limit = limit;
-        self
     }
 
     pub fn name(&self) -> &str {
@@ -209,7 +235,26 @@ impl Script {
     }
 
     /// Call `hook` with `ctx`. Never panics: a panic inside the engine is a failure.
+    #[cfg(test)]
     fn call(&self, hook: Hook, ctx: Dynamic) -> Result<Dynamic, PluginError> {
+        self.call_observed(hook, ctx, &Unobserved)
+    }
+
+    /// [`Script::call`], reported to `observer`.
+    fn call_observed(
+        &self,
+        hook: Hook,
+        ctx: Dynamic,
+        observer: &dyn Observer,
+    ) -> Result<Dynamic, PluginError> {
+        let started = std::time::Instant::now();
+        let result = self.call_here(hook, ctx);
+        let failed = matches!(result, Err(PluginError::Failed { .. }));
+        observer.called(&self.name, hook, started.elapsed(), failed);
+        result
+    }
+
+    fn call_here(&self, hook: Hook, ctx: Dynamic) -> Result<Dynamic, PluginError> {
         let _running = Running::enter(&self.name);
         let _deadline = Deadline::start(self.time_limit);
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -258,7 +303,13 @@ impl Script {
             }
         }
         let line = inner.take_position().line().or(outer_line);
-        self.failed(hook, line, inner.to_string())
+        let message = match &inner {
+            EvalAltResult::ErrorVariableNotFound(var, _) if self.settings.contains(var) => {
+                format!("{inner}: a top-level setting is read as `global::{var}` inside a function")
+            }
+            _ => engine::limit_hit(&inner).unwrap_or_else(|| inner.to_string()),
+        };
+        self.failed(hook, line, message)
     }
 
     fn failed(&self, hook: Hook, line: Option<usize>, message: String) -> PluginError {
@@ -288,6 +339,55 @@ impl Script {
     }
 }
 
+/// Run a script's top-level statements once, under the limits of a call:
+/// the variables and constants they leave are its `global::` settings
+/// (shared, read-only: a hook reads them without copying).
+fn top_level(engine: &Engine, name: &str, ast: &AST, limit: Duration) -> Result<Module, String> {
+    let _running = Running::enter(name);
+    let _deadline = Deadline::start(limit);
+    let mut scope = Scope::new();
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        engine.run_ast_with_scope(&mut scope, ast)
+    }));
+    let explain = |line: Option<usize>, what: String| {
+        let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+        format!(
+            "{at}top-level code failed: {what}. Top-level statements run once, when the \
+             configuration loads, with no request: they may define settings (`const NAME = ...;`, \
+             read in hooks as `global::NAME`); `ctx` exists only inside hook functions"
+        )
+    };
+    match ran {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => {
+            let outer_line = e.position().line();
+            let mut inner = *e;
+            while let EvalAltResult::ErrorInFunctionCall(_, _, next, _) = inner {
+                inner = *next;
+            }
+            let line = inner.take_position().line().or(outer_line);
+            let what = match &inner {
+                EvalAltResult::ErrorTerminated(v, _) if v.is::<TimeLimit>() => format!(
+                    "stopped after its time limit of {} ms (plugin_time_limit)",
+                    limit.as_millis()
+                ),
+                EvalAltResult::ErrorRuntime(v, _) if v.is::<Denial>() => {
+                    "deny() is for scope_policy, not top-level code".to_string()
+                }
+                _ => engine::limit_hit(&inner).unwrap_or_else(|| inner.to_string()),
+            };
+            return Err(explain(line, what));
+        }
+        Err(_) => return Err(explain(None, "the script engine panicked".into())),
+    }
+    let mut module = Module::new();
+    for (var, _constant, value) in scope.iter_raw() {
+        module.set_var(var, value.clone().into_shared());
+    }
+    module.build_index();
+    Ok(module)
+}
+
 /// Every script of one configuration generation, compiled once, sharing one engine.
 #[derive(Debug, Default)]
 pub struct Scripts {
@@ -299,7 +399,6 @@ impl Scripts {
     /// `plugins`), each file once. Every error names the YAML path that
     /// names the script, the file, and the line and column.
     pub fn compile(config: &Config) -> Result<Scripts, Vec<ConfigError>> {
-        let engine = Arc::new(engine::sandboxed());
         let mut by_path = HashMap::new();
         let mut failed: HashSet<PathBuf> = HashSet::new();
         let mut errors = Vec::new();
@@ -312,8 +411,7 @@ impl Scripts {
             let compiled = std::fs::read_to_string(&file)
                 .map_err(|e| format!("cannot read {}: {e}", file.display()))
                 .and_then(|text| {
-                    Script::compile(engine.clone(), &name, &text)
-                        .map(|s| s.with_time_limit(config.plugin_time_limit))
+                    Script::compile(&name, &text, config.plugin_time_limit)
                         .map_err(|e| format!("{}: {e}", file.display()))
                 });
             match compiled {
@@ -563,6 +661,11 @@ pub fn run_claims(hook: Hook, ctx: &HookContext) -> Result<Claims, PluginError> 
 impl ClaimsCall {
     /// Run every script's hook in order, merging the maps.
     pub fn run(self) -> Result<Claims, PluginError> {
+        self.run_observed(&Unobserved)
+    }
+
+    /// [`ClaimsCall::run`], each script's call reported to `observer`.
+    pub fn run_observed(self, observer: &dyn Observer) -> Result<Claims, PluginError> {
         let ClaimsCall {
             hook,
             scripts,
@@ -577,7 +680,7 @@ impl ClaimsCall {
             } else {
                 std::mem::take(&mut input)
             };
-            let result = script.call(hook, arg)?;
+            let result = script.call_observed(hook, arg, observer)?;
             if result.is_unit() {
                 continue;
             }
@@ -619,6 +722,55 @@ impl ClaimsCall {
 pub struct Policy {
     pub granted: Vec<String>,
     pub refresh_token: bool,
+    /// Lifetimes the policies asked to shorten.
+    pub shortened: Shortened,
+}
+
+/// Token lifetimes a scope policy cut below the client's (`access_token_lifetime`,
+/// `id_token_lifetime`, `refresh_token_lifetime`); a policy can shorten, never lengthen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Shortened {
+    pub access_token: Option<Duration>,
+    pub id_token: Option<Duration>,
+    pub refresh_token: Option<Duration>,
+}
+
+impl Shortened {
+    /// The shortest of the two for each token.
+    fn cut(&mut self, token: &str, d: Duration) {
+        let slot = match token {
+            "access_token_lifetime" => &mut self.access_token,
+            "id_token_lifetime" => &mut self.id_token,
+            _ => &mut self.refresh_token,
+        };
+        *slot = Some(slot.map_or(d, |s| s.min(d)));
+    }
+}
+
+/// A lifetime as a script writes it: whole seconds, or a duration such as `"15m"`.
+fn lifetime(v: &Dynamic) -> Result<Duration, String> {
+    if let Ok(n) = v.as_int() {
+        return u64::try_from(n)
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Duration::from_secs)
+            .ok_or_else(|| format!("must be a positive number of seconds, not {n}"));
+    }
+    if let Ok(s) = v.as_immutable_string_ref() {
+        return crate::config::duration::parse(s.as_str())
+            .ok()
+            .filter(|d| d.as_secs() > 0)
+            .ok_or_else(|| {
+                format!(
+                    "{:?} is not a duration such as \"15m\" or \"1h\"",
+                    s.as_str()
+                )
+            });
+    }
+    Err(format!(
+        "must be seconds or a duration such as \"15m\", not {}",
+        v.type_name()
+    ))
 }
 
 /// The `scope_policy` hooks of one request, owning all they need (see [`ClaimsCall`]).
@@ -646,6 +798,11 @@ pub fn run_scope_policy(
 impl PolicyCall {
     /// Run every script's policy in order.
     pub fn run(self) -> Result<Policy, PluginError> {
+        self.run_observed(&Unobserved)
+    }
+
+    /// [`PolicyCall::run`], each script's call reported to `observer`.
+    pub fn run_observed(self, observer: &dyn Observer) -> Result<Policy, PluginError> {
         let hook = Hook::ScopePolicy;
         let PolicyCall {
             scripts,
@@ -659,12 +816,13 @@ impl PolicyCall {
                 "refresh_token".into(),
                 Dynamic::from_bool(decision.refresh_token),
             );
-            let result = script.call(hook, Dynamic::from_map(input.clone()))?;
+            let result = script.call_observed(hook, Dynamic::from_map(input.clone()), observer)?;
             if result.is_unit() {
                 continue;
             }
             let shape =
-                "must return #{ scopes: [...], refresh_token: bool } (either key optional) or ()";
+                "must return #{ scopes: [...], refresh_token: bool, access_token_lifetime, \
+                         id_token_lifetime, refresh_token_lifetime } (every key optional) or ()";
             let map = result
                 .as_map_ref()
                 .map_err(|t| script.failed(hook, None, format!("{shape}, not {t}")))?;
@@ -700,6 +858,13 @@ impl PolicyCall {
                             )
                         })?;
                     }
+                    token @ ("access_token_lifetime"
+                    | "id_token_lifetime"
+                    | "refresh_token_lifetime") => {
+                        let d = lifetime(v)
+                            .map_err(|m| script.failed(hook, None, format!("{token} {m}")))?;
+                        decision.shortened.cut(token, d);
+                    }
                     other => {
                         return Err(script.failed(
                             hook,
@@ -711,6 +876,96 @@ impl PolicyCall {
             }
         }
         Ok(decision)
+    }
+}
+
+/// Whether the user is asked to consent, as `consent_policy` hooks decide.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Consent {
+    /// Never asked (first-party apps): nothing is remembered either.
+    Skip,
+    /// Asked every time, whatever was granted before.
+    Require,
+    /// Asked for scopes not granted before, then remembered (the default).
+    Remember,
+}
+
+impl Consent {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consent::Skip => "skip",
+            Consent::Require => "require",
+            Consent::Remember => "remember",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Consent> {
+        match s {
+            "skip" => Some(Consent::Skip),
+            "require" => Some(Consent::Require),
+            "remember" => Some(Consent::Remember),
+            _ => None,
+        }
+    }
+}
+
+/// The `consent_policy` hooks of one request (see [`ClaimsCall`]).
+pub struct ConsentCall {
+    scripts: Vec<Arc<Script>>,
+    input: rhai::Map,
+    consent: Consent,
+}
+
+impl HookContext<'_> {
+    /// The `consent_policy` call starting from `consent`, telling scripts what
+    /// the user `remembered` (consented to before); `None` when no script has it.
+    pub fn consent_call(&self, consent: Consent, remembered: &[String]) -> Option<ConsentCall> {
+        let hook = Hook::ConsentPolicy;
+        if !self.wants(hook) {
+            return None;
+        }
+        let mut input = self.to_map();
+        input.insert("remembered".into(), strings_dyn(remembered));
+        Some(ConsentCall {
+            scripts: self.scripts(hook).cloned().collect(),
+            input,
+            consent,
+        })
+    }
+}
+
+impl ConsentCall {
+    /// Run every script's consent policy in order; each sees the decision
+    /// so far as `ctx.consent` and returns `"skip"`, `"require"`,
+    /// `"remember"` or `()` (no change).
+    pub fn run(self) -> Result<Consent, PluginError> {
+        self.run_observed(&Unobserved)
+    }
+
+    /// [`ConsentCall::run`], each script's call reported to `observer`.
+    pub fn run_observed(self, observer: &dyn Observer) -> Result<Consent, PluginError> {
+        let hook = Hook::ConsentPolicy;
+        let ConsentCall {
+            scripts,
+            mut input,
+            mut consent,
+        } = self;
+        for script in scripts.iter() {
+            input.insert("consent".into(), str_dyn(consent.as_str()));
+            let result = script.call_observed(hook, Dynamic::from_map(input.clone()), observer)?;
+            if result.is_unit() {
+                continue;
+            }
+            let shape = "must return \"skip\", \"require\", \"remember\" or ()";
+            let text = result
+                .as_immutable_string_ref()
+                .map_err(|t| script.failed(hook, None, format!("{shape}, not {t}")))?;
+            consent = Consent::parse(text.as_str()).ok_or_else(|| {
+                script.failed(hook, None, format!("{shape}, not {:?}", text.as_str()))
+            })?;
+        }
+        Ok(consent)
     }
 }
 
@@ -797,7 +1052,7 @@ mod tests {
     use serde_json::json;
 
     fn script(src: &str) -> Result<Script, String> {
-        Script::compile(Arc::new(engine::sandboxed()), "t.rhai", src)
+        Script::compile("t.rhai", src, DEFAULT_TIME_LIMIT)
     }
 
     #[test]
@@ -852,10 +1107,51 @@ mod tests {
     }
 
     #[test]
-    fn top_level_code_never_runs() {
-        let s =
-            script("print(\"loaded\"); loop {}\nfn userinfo_claims(ctx) { #{ a: 1 } }").unwrap();
+    fn top_level_code_runs_once_and_defines_settings() {
+        let s = script(
+            "const DOMAINS = [\"a.example\", \"b.example\"];\nlet limit = 2;\n\
+             fn userinfo_claims(ctx) { #{ n: global::DOMAINS.len(), limit: global::limit } }",
+        )
+        .unwrap();
         let v = s.call(Hook::UserinfoClaims, Dynamic::UNIT).unwrap();
-        assert_eq!(to_json(&v, 0).unwrap().unwrap(), json!({"a": 1}));
+        assert_eq!(
+            to_json(&v, 0).unwrap().unwrap(),
+            json!({"n": 2, "limit": 2})
+        );
+        // A setting can't be changed by a call: the next call sees it as loaded.
+        let s = script(
+            "const L = [1];\nfn userinfo_claims(ctx) { let l = global::L; l.push(2); #{ n: global::L.len() } }",
+        )
+        .unwrap();
+        for _ in 0..2 {
+            let v = s.call(Hook::UserinfoClaims, Dynamic::UNIT).unwrap();
+            assert_eq!(to_json(&v, 0).unwrap().unwrap(), json!({"n": 1}));
+        }
+    }
+
+    #[test]
+    fn top_level_code_that_cannot_run_at_load_is_refused() {
+        let e = script("print(\"loaded\");\nloop {}\nfn userinfo_claims(ctx) { #{} }").unwrap_err();
+        // Whichever limit comes first: on a loaded machine the debug build
+        // may reach the time limit before a million operations.
+        assert!(
+            e.contains("operation limit") || e.contains("time limit"),
+            "{e}"
+        );
+        let e = script("let who = ctx.user;\nfn userinfo_claims(ctx) { #{} }").unwrap_err();
+        assert!(e.starts_with("line 1: top-level code failed"), "{e}");
+        assert!(e.contains("`ctx` exists only inside hook functions"), "{e}");
+    }
+
+    #[test]
+    fn a_setting_read_without_global_is_explained() {
+        let s = script("const LIMIT = 3;\nfn userinfo_claims(ctx) {\n  #{ n: LIMIT }\n}").unwrap();
+        match s.call(Hook::UserinfoClaims, Dynamic::UNIT).unwrap_err() {
+            PluginError::Failed { line, message, .. } => {
+                assert_eq!(line, Some(3));
+                assert!(message.contains("global::LIMIT"), "{message}");
+            }
+            e => panic!("{e:?}"),
+        }
     }
 }

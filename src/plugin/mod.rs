@@ -1,4 +1,4 @@
-//! Rhai plugins: drop-in claim scripts and scope policies.
+//! Rhai plugins: drop-in claim scripts, scope and consent policies.
 //!
 //! `engine` builds the sandboxed engine (one per configuration generation);
 //! `hooks` compiles scripts, builds the `ctx` they see and offers the typed
@@ -9,6 +9,7 @@ pub mod engine;
 pub mod hooks;
 
 pub use hooks::{
-    run_claims, run_scope_policy, Claims, ClaimsCall, CtxPart, Hook, HookContext, PluginError,
-    Policy, PolicyCall, Script, Scripts, DEFAULT_TIME_LIMIT, REGISTERED_CLAIMS,
+    run_claims, run_scope_policy, Claims, ClaimsCall, Consent, ConsentCall, CtxPart, Hook,
+    HookContext, Observer, PluginError, Policy, PolicyCall, Script, Scripts, Shortened,
+    DEFAULT_TIME_LIMIT, REGISTERED_CLAIMS,
 };

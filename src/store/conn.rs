@@ -182,7 +182,8 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
 
 /// Run `f` in a write transaction. On SQLite it starts with `BEGIN IMMEDIATE`
 /// so the write lock is taken up front (no deadlock between readers that
-/// want to upgrade). A deadlock / serialization failure is retried a few times.
+/// want to upgrade); within a group commit's transaction it is a savepoint.
+/// A deadlock / serialization failure is retried a few times.
 pub(crate) fn write_tx<T>(
     conn: &mut DbConnection,
     mut f: impl FnMut(&mut DbConnection) -> Result<T, DieselError>,
@@ -196,6 +197,24 @@ pub(crate) fn write_tx<T>(
             }
             other => return other,
         }
+    }
+}
+
+/// Open a write transaction: on SQLite `BEGIN IMMEDIATE`, elsewhere `BEGIN`.
+/// Inside a transaction already (a write run in a group commit, see
+/// `writer.rs`), a savepoint instead, so what follows can be rolled back alone.
+pub(crate) fn begin_write(conn: &mut DbConnection) -> Result<(), DieselError> {
+    #[cfg_attr(not(feature = "sqlite"), allow(unused_variables))]
+    let nested =
+        <DbConnection as TransactionManager<DbConnection>>::transaction_manager_status_mut(conn)
+            .transaction_depth()?
+            .is_some();
+    match conn {
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(c) if !nested => {
+            diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
+        _ => <DbConnection as TransactionManager<DbConnection>>::begin_transaction(conn),
     }
 }
 
@@ -216,14 +235,7 @@ fn transaction_once<T>(
     conn: &mut DbConnection,
     f: &mut impl FnMut(&mut DbConnection) -> Result<T, DieselError>,
 ) -> Result<T, DieselError> {
-    match conn {
-        #[cfg(feature = "sqlite")]
-        DbConnection::Sqlite(c) => {
-            diesel::connection::AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
-        }
-        #[allow(unreachable_patterns)]
-        _ => <DbConnection as TransactionManager<DbConnection>>::begin_transaction(conn)?,
-    }
+    begin_write(conn)?;
     match f(conn) {
         Ok(value) => {
             <DbConnection as TransactionManager<DbConnection>>::commit_transaction(conn)?;

@@ -6,10 +6,13 @@
 //! filters on the tenant id. Single use (codes, refresh tokens) is decided
 //! by the affected-row count of a conditional `UPDATE`, so under any race
 //! exactly one caller wins, on one node or many.
+//!
+//! Writes to SQLite do not take a pooled connection: they are queued to
+//! the node's one writer thread, which commits those that queue together
+//! in one transaction (group commit, `writer.rs`).
 
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use diesel::connection::SimpleConnection;
@@ -17,13 +20,24 @@ use diesel::prelude::*;
 use diesel::r2d2::Pool;
 
 mod conn;
+mod logout;
 mod model;
+mod nodes;
+mod pushed;
+mod revoke;
+mod ring;
 mod schema;
 mod sql;
 mod throttle;
+mod writer;
 
+pub use logout::{Attempt, EndedSession, LogoutMessage, ABANDONED_KEPT_SECS};
 pub use model::*;
-pub use throttle::{ThrottleAttempt, ThrottleKey, ThrottleWindow};
+pub use nodes::NodeRow;
+pub use pushed::PushedRequestRow;
+pub use revoke::{RevocationMarker, RevokeFilter, Revoked};
+pub use ring::Retired;
+pub use throttle::{Lockout, ThrottleAttempt, ThrottleKey, ThrottleWindow};
 
 use conn::{is_unique_violation, query_error, write_tx, Manager};
 
@@ -38,7 +52,7 @@ pub enum Backend {
     Postgres,
 }
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// Bad URL, or a backend not compiled in.
     #[error("{0}")]
@@ -68,11 +82,15 @@ pub struct Store {
     /// `SELECT 1` in about `connect_timeout` is not ready.
     ping_deadline: Duration,
     /// SQLite takes one writer at a time, and a writer that finds the lock
-    /// taken sleeps in its busy handler (1 ms and up). This node's writers
-    /// queue here instead, and are woken the moment the lock is free.
-    writer: Option<Arc<Mutex<()>>>,
-    /// Time units of work wait for a connection (seconds), for `/metrics`.
+    /// taken sleeps in its busy handler (1 ms and up). This node's writes
+    /// go to one writer thread instead, which commits the writes that
+    /// queued while it was busy together (group commit).
+    writer: Option<writer::Writer>,
+    /// Time units of work wait for a connection, or SQLite writes for the
+    /// writer (seconds), for `/metrics`.
     wait: Histogram,
+    /// Writes per SQLite transaction, for `/metrics`.
+    batches: Histogram,
 }
 
 impl std::fmt::Debug for Store {
@@ -98,9 +116,33 @@ impl Store {
         connect_timeout: Duration,
         base_dir: &Path,
     ) -> Result<Store, StoreError> {
+        Store::build(url, pool_size, None, connect_timeout, base_dir)
+    }
+
+    /// The pool of a one-shot command (`revoke`, `keys`, `plan`, ...): two
+    /// connections at most, opened only when asked for. No connection is
+    /// being opened in the background when the command returns and the
+    /// process exits (libpq's GSSAPI library aborts if its exit handlers
+    /// run under a connect in flight).
+    pub fn connect_for_command(
+        url: &str,
+        connect_timeout: Duration,
+        base_dir: &Path,
+    ) -> Result<Store, StoreError> {
+        Store::build(url, 2, Some(0), connect_timeout, base_dir)
+    }
+
+    fn build(
+        url: &str,
+        pool_size: u32,
+        min_idle: Option<u32>,
+        connect_timeout: Duration,
+        base_dir: &Path,
+    ) -> Result<Store, StoreError> {
         let (backend, url) = conn::parse_url(url, base_dir)?;
         let mut builder = Pool::builder()
             .max_size(pool_size.max(1))
+            .min_idle(min_idle)
             .connection_timeout(connect_timeout.max(Duration::from_millis(1)));
         if backend == Backend::Sqlite {
             builder = builder.connection_customizer(Box::new(conn::SqlitePragmas));
@@ -109,20 +151,38 @@ impl Store {
             Backend::Postgres => conn::with_pg_timeouts(&url, connect_timeout),
             _ => url,
         };
+        let wait = wait_histogram();
+        let batches = batch_histogram();
+        let writer = match backend {
+            Backend::Sqlite => Some(writer::Writer::start(
+                url.clone(),
+                wait.clone(),
+                batches.clone(),
+            )?),
+            _ => None,
+        };
         let pool = builder.build_unchecked(Manager { backend, url });
         Ok(Store {
             pool,
             backend,
             deadline: connect_timeout + WORK_TIMEOUT,
             ping_deadline: connect_timeout + Duration::from_secs(1),
-            writer: (backend == Backend::Sqlite).then(|| Arc::new(Mutex::new(()))),
-            wait: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            writer,
+            wait,
+            batches,
         })
     }
 
-    /// How long units of work waited for a connection (a histogram to export).
+    /// How long units of work waited for a connection, and SQLite writes
+    /// for the writer thread (a histogram to export).
     pub fn wait_histogram(&self) -> Histogram {
         self.wait.clone()
+    }
+
+    /// How many writes each SQLite transaction committed together (a
+    /// histogram to export; nothing is recorded on other backends).
+    pub fn batch_histogram(&self) -> Histogram {
+        self.batches.clone()
     }
 
     /// `(connections, idle)` of this node's pool now.
@@ -150,7 +210,8 @@ impl Store {
             deadline: Duration::from_millis(10),
             ping_deadline: Duration::from_millis(10),
             writer: None,
-            wait: Histogram::new(exponential_buckets(0.000_1, 2.0, 16)),
+            wait: wait_histogram(),
+            batches: batch_histogram(),
         }
     }
 
@@ -174,24 +235,49 @@ impl Store {
         T: Send + 'static,
         F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
     {
-        self.run_within(self.deadline, None, f).await
+        self.run_within(self.deadline, f).await
     }
 
-    /// [`Store::run`] for work that writes: on SQLite, one writer at a time.
+    /// [`Store::run`] for work that writes. On SQLite it is queued to the
+    /// writer thread and may share its transaction with other writes (each
+    /// in its own savepoint: a write that fails fails alone); it is
+    /// answered once that transaction has committed. The work must not
+    /// open or end a transaction other than through `write_tx`.
     async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
     {
-        self.run_within(self.deadline, self.writer.clone(), f).await
+        self.write_within(self.deadline, f).await
     }
 
-    async fn run_within<T, F>(
-        &self,
-        deadline: Duration,
-        writer: Option<Arc<Mutex<()>>>,
-        f: F,
-    ) -> Result<T, StoreError>
+    /// [`Store::write`] with its own deadline.
+    async fn write_within<T, F>(&self, deadline: Duration, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write(deadline, false, f).await,
+            None => self.run_within(deadline, f).await,
+        }
+    }
+
+    /// [`Store::write`] for work that cannot run inside a transaction
+    /// (SQLite's `VACUUM` and WAL checkpoints): on SQLite the writer runs
+    /// it on its own, between two transactions.
+    async fn write_alone<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
+    {
+        match &self.writer {
+            Some(writer) => writer.write(self.deadline, true, f).await,
+            None => self.run_within(self.deadline, f).await,
+        }
+    }
+
+    async fn run_within<T, F>(&self, deadline: Duration, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Db) -> Result<T, StoreError> + Send + 'static,
@@ -200,10 +286,6 @@ impl Store {
         let wait = self.wait.clone();
         let work = tokio::task::spawn_blocking(move || {
             let asked = std::time::Instant::now();
-            // The gate guards no data: a panicked writer leaves nothing to heal.
-            let _turn = writer
-                .as_ref()
-                .map(|w| w.lock().unwrap_or_else(|e| e.into_inner()));
             let conn = pool.get();
             wait.observe(asked.elapsed().as_secs_f64());
             let mut conn = conn.map_err(|e| StoreError::Unavailable(e.to_string()))?;
@@ -222,7 +304,12 @@ impl Store {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run_within(self.ping_deadline, None, |conn| {
+        if self.writer.as_ref().is_some_and(|w| w.stopped()) {
+            return Err(StoreError::Unavailable(
+                "the database writer has stopped".into(),
+            ));
+        }
+        self.run_within(self.ping_deadline, |conn| {
             q(diesel::sql_query("SELECT 1").execute(conn)).map(|_| ())
         })
         .await
@@ -302,6 +389,61 @@ impl Store {
         .await
     }
 
+    /// Record the use of a client assertion's `jti` until `expires_at`:
+    /// true the first time, false for a replay (on any node: the insert
+    /// of the second hits the primary key).
+    pub async fn use_client_assertion(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        use schema::client_assertions::dsl as a;
+        let hash = jti_hash(&[tenant_id, client_id], jti);
+        let (tenant, client) = (tenant_id.to_string(), client_id.to_string());
+        self.write(move |conn| {
+            first_use(
+                diesel::insert_into(a::client_assertions)
+                    .values((
+                        a::tenant_id.eq(&tenant),
+                        a::client_id.eq(&client),
+                        a::jti_hash.eq(hash),
+                        a::expires_at.eq(expires_at),
+                    ))
+                    .execute(conn),
+            )
+        })
+        .await
+    }
+
+    /// Record the use of a DPoP proof's `jti` (RFC 9449 §11.1) under the
+    /// key `jkt` that signed it, until `expires_at`: true the first time,
+    /// false for a replay on any node.
+    pub async fn use_dpop_proof(
+        &self,
+        tenant_id: &str,
+        jkt: &str,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<bool, StoreError> {
+        use schema::dpop_proofs::dsl as d;
+        let hash = jti_hash(&[tenant_id, jkt], jti);
+        let tenant = tenant_id.to_string();
+        self.write(move |conn| {
+            first_use(
+                diesel::insert_into(d::dpop_proofs)
+                    .values((
+                        d::tenant_id.eq(&tenant),
+                        d::jti_hash.eq(hash),
+                        d::expires_at.eq(expires_at),
+                    ))
+                    .execute(conn),
+            )
+        })
+        .await
+    }
+
     /// The tenant's stored key for `alg`, if there is one.
     pub async fn find_signing_key(
         &self,
@@ -316,8 +458,9 @@ impl Store {
     /// Replace the stored text of the tenant's `alg` key with `to`, only if
     /// it is still `from` (a conditional `UPDATE`: of racing rewrites, one
     /// wins). True if this call replaced it. On SQLite the old text is
-    /// overwritten in the file (`secure_delete`) and the WAL checkpointed
-    /// and truncated, so no copy of it is left behind in the database files.
+    /// overwritten in the file (`secure_delete`), the file rebuilt
+    /// (`VACUUM`) and the WAL checkpointed and truncated, so no copy of it is
+    /// left behind in the database files.
     pub async fn rewrite_signing_key(
         &self,
         tenant_id: &str,
@@ -333,7 +476,7 @@ impl Store {
             to.to_string(),
         );
         let sqlite = self.backend == Backend::Sqlite;
-        self.write(move |conn| {
+        self.write_alone(move |conn| {
             if sqlite {
                 q(conn.batch_execute("PRAGMA secure_delete = ON"))?;
             }
@@ -348,7 +491,14 @@ impl Store {
             if sqlite {
                 q(conn.batch_execute("PRAGMA secure_delete = OFF"))?;
                 // Best effort: the rewrite itself is committed either way.
+                // A page split before it (while the key was still in clear)
+                // may have left stale copies of the row in unused space:
+                // VACUUM rebuilds the file from live rows only. It runs once
+                // per key, when key_encryption is first set.
                 if matches!(updated, Ok(1)) {
+                    if let Err(e) = conn.batch_execute("VACUUM") {
+                        tracing::warn!(error = %e, "VACUUM after a signing key rewrite failed");
+                    }
                     if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)") {
                         tracing::warn!(error = %e, "WAL checkpoint after a signing key rewrite failed");
                     }
@@ -591,13 +741,26 @@ impl Store {
         .await
     }
 
+    /// Insert a code; issued in a browser session (`sid`), its client is
+    /// recorded as one the session signed in to, in the same transaction.
     pub async fn insert_code(&self, row: CodeRow) -> Result<(), StoreError> {
         use schema::authorization_codes::dsl as c;
         self.write(move |conn| {
-            q(diesel::insert_into(c::authorization_codes)
-                .values(row)
-                .execute(conn))
-            .map(|_| ())
+            q(write_tx(conn, |conn| {
+                diesel::insert_into(c::authorization_codes)
+                    .values(&row)
+                    .execute(conn)?;
+                if let Some(sid) = &row.sid {
+                    logout::record_session_client(
+                        conn,
+                        &row.tenant_id,
+                        sid,
+                        &row.client_id,
+                        row.created_at,
+                    )?;
+                }
+                Ok(())
+            }))
         })
         .await
     }
@@ -855,47 +1018,79 @@ impl Store {
     pub async fn purge_expired(&self, now: i64, batch: u32) -> Result<u64, StoreError> {
         let batch = i64::from(batch.max(1));
         // Background work: a big backlog may take a while.
-        self.run_within(
-            self.deadline.max(Duration::from_secs(600)),
-            None,
-            move |conn| {
-                // Select up to `batch` primary keys, delete those, until none are left.
-                macro_rules! purge {
-                    ($table:ident, $key:ident, $cutoff:expr) => {{
-                        use schema::$table::dsl as d;
-                        let mut deleted: u64 = 0;
-                        loop {
-                            let keys: Vec<Vec<u8>> = q(d::$table
-                                .filter(d::expires_at.lt($cutoff))
-                                .select(d::$key)
-                                .limit(batch)
-                                .load(conn))?;
-                            if keys.is_empty() {
-                                break;
-                            }
-                            let n = q(diesel::delete(d::$table.filter(d::$key.eq_any(&keys)))
-                                .execute(conn))?;
-                            deleted += n as u64;
+        self.run_within(self.deadline.max(Duration::from_secs(600)), move |conn| {
+            // Select up to `batch` primary keys, delete those, until none are left.
+            macro_rules! purge {
+                ($table:ident, $key:ident, $cutoff:expr) => {{
+                    use schema::$table::dsl as d;
+                    let mut deleted: u64 = 0;
+                    loop {
+                        let keys: Vec<Vec<u8>> = q(d::$table
+                            .filter(d::expires_at.lt($cutoff))
+                            .select(d::$key)
+                            .limit(batch)
+                            .load(conn))?;
+                        if keys.is_empty() {
+                            break;
                         }
-                        deleted
-                    }};
-                }
-                let mut total = 0;
-                total += purge!(auth_requests, request_hash, now);
-                total += purge!(sessions, session_hash, now);
-                total += purge!(
-                    authorization_codes,
-                    code_hash,
-                    now.saturating_sub(CODE_REPLAY_GRACE_SECS)
-                );
-                total += purge!(refresh_tokens, token_hash, now);
-                total += purge!(access_tokens, token_hash, now);
-                // Throttle key hashes include the tenant, so a hash names one row.
-                total += purge!(throttles, key_hash, now);
-                Ok(total)
-            },
-        )
+                        let n =
+                            q(diesel::delete(d::$table.filter(d::$key.eq_any(&keys)))
+                                .execute(conn))?;
+                        deleted += n as u64;
+                    }
+                    deleted
+                }};
+            }
+            let mut total = 0;
+            total += purge!(auth_requests, request_hash, now);
+            total += purge!(pushed_authorization_requests, request_hash, now);
+            total += purge!(sessions, session_hash, now);
+            total += purge!(
+                authorization_codes,
+                code_hash,
+                now.saturating_sub(CODE_REPLAY_GRACE_SECS)
+            );
+            total += purge!(refresh_tokens, token_hash, now);
+            total += purge!(access_tokens, token_hash, now);
+            // Throttle key hashes include the tenant, so a hash names one row.
+            total += purge!(throttles, key_hash, now);
+            // The jti hash covers tenant and client too: unique alone.
+            total += purge!(client_assertions, jti_hash, now);
+            total += purge!(dpop_proofs, jti_hash, now);
+            total += q(logout::purge(conn, now))?;
+            Ok(total)
+        })
         .await
+    }
+}
+
+fn wait_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_1, 2.0, 16))
+}
+
+/// 1, 2, 4, … 64 writes ([`writer::MAX_BATCH`]).
+fn batch_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(1.0, 2.0, 7))
+}
+
+/// The hash a single-use `jti` is kept under: `scope` (tenant, then client
+/// or key) length-prefixed, so no two (tenant, issuer, jti) share it.
+fn jti_hash(scope: &[&str], jti: &str) -> TokenHash {
+    let mut joined = String::new();
+    for p in scope {
+        joined.push_str(&format!("{}:{p}", p.len()));
+    }
+    joined.push_str(jti);
+    TokenHash::of(&joined)
+}
+
+/// An insert of a single-use value: `true` if it went in, `false` if the
+/// value was there already.
+fn first_use(r: Result<usize, diesel::result::Error>) -> Result<bool, StoreError> {
+    match r {
+        Ok(_) => Ok(true),
+        Err(e) if is_unique_violation(&e) => Ok(false),
+        Err(e) => Err(query_error(e)),
     }
 }
 

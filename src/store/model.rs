@@ -9,7 +9,8 @@ use diesel::prelude::*;
 use sha2::{Digest, Sha256};
 
 use super::schema::{
-    access_tokens, auth_requests, authorization_codes, refresh_tokens, sessions, signing_keys,
+    access_tokens, auth_requests, authorization_codes, key_ring, refresh_tokens, sessions,
+    signing_keys,
 };
 
 /// SHA-256 of a code, token, session or request id: the only form stored,
@@ -45,6 +46,26 @@ pub struct StoredKey {
     /// PKCS#8 PEM of the private key, or — with a key-encryption key —
     /// that PEM sealed for this row (`enc:v1:…`, see `jose::KeyEncryptionKey`).
     pub private_pem: String,
+    pub created_at: i64,
+}
+
+/// A key of a tenant's ring (`signing.rotation`): generated, sealed like a
+/// [`StoredKey`], signing from `signs_from` until the next key of its
+/// (tenant, alg) does, unless retired.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable, Insertable)]
+#[diesel(table_name = key_ring)]
+#[diesel(treat_none_as_default_value = false)]
+pub struct RingKey {
+    pub tenant_id: String,
+    pub alg: String,
+    pub kid: String,
+    /// As in [`StoredKey::private_pem`]: PKCS#8 PEM, or sealed (`enc:v1:…`).
+    pub private_pem: String,
+    /// Unix seconds; the first key of a ring has 0 (it signs from the start).
+    pub signs_from: i64,
+    /// When an operator retired it (`sesame keys retire`): from then on it
+    /// neither signs, nor is published, nor verifies.
+    pub retired_at: Option<i64>,
     pub created_at: i64,
 }
 
@@ -105,6 +126,15 @@ pub struct CodeRow {
     /// left out when the client has only one): then the token request must
     /// send it too (RFC 6749 §4.1.3).
     pub redirect_uri_sent: bool,
+    /// The configuration generation that issued it.
+    pub generation: String,
+    /// The resources (RFC 8707) the authorization is for, space-separated.
+    pub resource: Option<String>,
+    /// The DPoP key the code may only be exchanged with (RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
+    /// The browser session it was issued in (its public `sid`): recorded
+    /// with the code as a client of that session, and named in ID tokens.
+    pub sid: Option<String>,
 }
 
 /// What happened when a code was presented.
@@ -145,6 +175,15 @@ pub struct RefreshTokenRow {
     pub family_expires_at: i64,
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// The configuration generation that issued it.
+    pub generation: String,
+    /// The DPoP key (RFC 7638 thumbprint) a public client's refresh
+    /// token is bound to (RFC 9449 §5).
+    pub jkt: Option<String>,
+    /// The resources (RFC 8707) the grant is for, space-separated.
+    pub resource: Option<String>,
+    /// The browser session its grant was made in (`sid` of its ID tokens).
+    pub sid: Option<String>,
 }
 
 /// What happened when a refresh token was presented for rotation.
@@ -173,4 +212,10 @@ pub struct AccessTokenRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// The configuration generation that issued it.
+    pub generation: String,
+    /// The DPoP key (RFC 7638 thumbprint) it is bound to (RFC 9449 §6).
+    pub jkt: Option<String>,
+    /// The resource (RFC 8707) it was issued for: its JWT's `aud`.
+    pub audience: Option<String>,
 }

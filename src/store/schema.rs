@@ -12,6 +12,18 @@ diesel::table! {
 }
 
 diesel::table! {
+    key_ring (tenant_id, kid) {
+        tenant_id -> Text,
+        alg -> Text,
+        kid -> Text,
+        private_pem -> Text,
+        signs_from -> BigInt,
+        retired_at -> Nullable<BigInt>,
+        created_at -> BigInt,
+    }
+}
+
+diesel::table! {
     auth_requests (request_hash) {
         request_hash -> Binary,
         tenant_id -> Text,
@@ -64,6 +76,10 @@ diesel::table! {
         expires_at -> BigInt,
         consumed_at -> Nullable<BigInt>,
         redirect_uri_sent -> Bool,
+        generation -> Text,
+        resource -> Nullable<Text>,
+        dpop_jkt -> Nullable<Text>,
+        sid -> Nullable<Text>,
     }
 }
 
@@ -82,6 +98,10 @@ diesel::table! {
         family_expires_at -> BigInt,
         used_at -> Nullable<BigInt>,
         revoked_at -> Nullable<BigInt>,
+        generation -> Text,
+        jkt -> Nullable<Text>,
+        resource -> Nullable<Text>,
+        sid -> Nullable<Text>,
     }
 }
 
@@ -97,6 +117,9 @@ diesel::table! {
         created_at -> BigInt,
         expires_at -> BigInt,
         revoked_at -> Nullable<BigInt>,
+        generation -> Text,
+        jkt -> Nullable<Text>,
+        audience -> Nullable<Text>,
     }
 }
 
@@ -120,6 +143,89 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    config_generations (generation) {
+        generation -> Text,
+        record -> Text,
+        recorded_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    nodes (node_id) {
+        node_id -> Text,
+        generation -> Text,
+        started_at -> BigInt,
+        seen_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    revocation_markers (tenant_id, client_id, generation, issued_before) {
+        tenant_id -> Text,
+        client_id -> Text,
+        generation -> Text,
+        issued_before -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    client_assertions (tenant_id, client_id, jti_hash) {
+        tenant_id -> Text,
+        client_id -> Text,
+        jti_hash -> Binary,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    dpop_proofs (tenant_id, jti_hash) {
+        tenant_id -> Text,
+        jti_hash -> Binary,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    pushed_authorization_requests (request_hash) {
+        request_hash -> Binary,
+        tenant_id -> Text,
+        client_id -> Text,
+        params -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    session_clients (tenant_id, sid, client_id) {
+        tenant_id -> Text,
+        sid -> Text,
+        client_id -> Text,
+        created_at -> BigInt,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    logout_outbox (jti) {
+        jti -> Text,
+        tenant_id -> Text,
+        client_id -> Text,
+        sid -> Text,
+        user_sub -> Text,
+        created_at -> BigInt,
+        attempts -> BigInt,
+        next_attempt_at -> BigInt,
+        leased_until -> BigInt,
+        lease_id -> Text,
+        delivered_at -> Nullable<BigInt>,
+        abandoned_at -> Nullable<BigInt>,
+        last_error -> Nullable<Text>,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     signing_keys,
     auth_requests,
@@ -130,4 +236,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     access_tokens,
     throttles,
     server_secrets,
+    config_generations,
+    nodes,
+    revocation_markers,
+    client_assertions,
+    dpop_proofs,
+    key_ring,
+    pushed_authorization_requests,
+    session_clients,
+    logout_outbox,
 );

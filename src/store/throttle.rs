@@ -38,6 +38,15 @@ pub struct ThrottleWindow {
     pub lockout: i64,
 }
 
+/// Keys locked after a failure ([`Store::record_failure`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lockout {
+    /// The latest end of their lockouts (unix seconds).
+    pub until: i64,
+    /// Which of the request's keys are locked.
+    pub keys: Vec<TokenHash>,
+}
+
 /// What [`Store::reserve_attempt`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ThrottleAttempt {
@@ -168,11 +177,11 @@ impl Store {
         keys: Vec<ThrottleKey>,
         window: ThrottleWindow,
         now: i64,
-    ) -> Result<Option<i64>, StoreError> {
+    ) -> Result<Option<Lockout>, StoreError> {
         let keys = ordered(keys);
         let hashes = keys.iter().map(|k| k.key).collect();
         self.counting(tenant_id, hashes, window, now, move |counters| {
-            let mut locked: Option<i64> = None;
+            let mut locked: Option<Lockout> = None;
             for (k, c) in keys.iter().zip(counters.iter_mut()) {
                 c.unreserve();
                 if c.locked(now).is_none() {
@@ -188,7 +197,14 @@ impl Store {
                         c.locked_until = now.saturating_add(window.lockout);
                     }
                 }
-                locked = locked.max(c.locked(now));
+                if let Some(until) = c.locked(now) {
+                    let l = locked.get_or_insert(Lockout {
+                        until,
+                        keys: Vec::new(),
+                    });
+                    l.until = l.until.max(until);
+                    l.keys.push(k.key);
+                }
             }
             locked
         })

@@ -184,6 +184,20 @@ fn create_postgres(url: &str) -> TestDb {
     }
 }
 
+/// A fresh database on every MariaDB and PostgreSQL server compiled in (at
+/// least one: `--ignored` without the features must not pass vacuously).
+pub fn server_databases() -> Vec<TestDb> {
+    let dbs: Vec<TestDb> = test_databases()
+        .into_iter()
+        .filter(|db| db.backend != "sqlite")
+        .collect();
+    assert!(
+        !dbs.is_empty(),
+        "no MySQL/PostgreSQL test database: build with --features mysql and/or postgres"
+    );
+    dbs
+}
+
 /// A fresh SQLite database only.
 pub fn sqlite() -> TestDb {
     let dir = tempfile::tempdir().expect("temp dir");

@@ -17,7 +17,47 @@ pub fn field(html: &str, name: &str) -> String {
     let tag = &html[start..end];
     let v = tag.find("value=\"").expect("value") + 7;
     let len = tag[v..].find('"').expect("value end");
-    tag[v..v + len].replace("&amp;", "&")
+    unescape(&tag[v..v + len])
+}
+
+/// An attribute value or text as the page escaped it, unescaped.
+pub fn unescape(s: &str) -> String {
+    s.replace("&quot;", "\"")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// After a successful sign-in (303 to the consent step, post/redirect/get):
+/// the answer of that `GET` — the consent page, or the redirect onwards.
+/// Any other answer is given back as it is.
+pub fn signed_in(b: &Client, r: Response) -> Response {
+    if r.status() != 303 {
+        return r;
+    }
+    let next = location(&r);
+    if !next.contains("/consent?") {
+        return r;
+    }
+    b.get(&next).send().unwrap()
+}
+
+/// Sign in as `username` (password "wonderland") on the sign-in page at
+/// `login_url` of `/{tenant}`: the answer after sign-in (see [`signed_in`]).
+pub fn sign_in(s: &Server, tenant: &str, b: &Client, login_url: &str, username: &str) -> Response {
+    let html = b.get(login_url).send().unwrap().text().unwrap();
+    let r = b
+        .post(s.url(&format!("/{tenant}/login")))
+        .form(&[
+            ("rid", field(&html, "rid")),
+            ("csrf", field(&html, "csrf")),
+            ("username", username.into()),
+            ("password", "wonderland".into()),
+        ])
+        .send()
+        .unwrap();
+    signed_in(b, r)
 }
 
 pub fn query_param(url: &str, name: &str) -> Option<String> {
@@ -37,6 +77,22 @@ pub fn location(r: &Response) -> String {
         .unwrap()
         .to_string()
 }
+
+/// The `/authorize` URL that brings the `request_uri` of a `201` answer
+/// of `/par` for `client_id`.
+pub fn pushed_authorize_url(s: &Server, tenant: &str, client_id: &str, pushed: Response) -> String {
+    assert_eq!(pushed.status(), 201);
+    let body: Value = pushed.json().unwrap();
+    let mut u = url::Url::parse(&s.url(&format!("/{tenant}/authorize"))).unwrap();
+    u.query_pairs_mut()
+        .append_pair("client_id", client_id)
+        .append_pair("request_uri", body["request_uri"].as_str().unwrap());
+    u.to_string()
+}
+
+/// RFC 7636 Appendix B's code verifier and its S256 challenge.
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+pub const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
 
 /// One authorization request, driven like a browser would.
 #[derive(Clone)]
@@ -81,7 +137,13 @@ impl<'a> Flow<'a> {
 
     /// Sign in as `username` (and consent if asked); return the final redirect.
     pub fn run(&self, b: &Client) -> String {
-        let r = b.get(self.authorize_url()).send().unwrap();
+        self.run_from(b, &self.authorize_url())
+    }
+
+    /// [`Flow::run`] from another authorization URL (a request object, a
+    /// pushed request).
+    pub fn run_from(&self, b: &Client, authorize_url: &str) -> String {
+        let r = b.get(authorize_url).send().unwrap();
         assert_eq!(r.status(), 303, "authorize should redirect");
         let mut next = location(&r);
         if next.contains("/login?") {
@@ -104,6 +166,8 @@ impl<'a> Flow<'a> {
     }
 
     fn after_login(&self, b: &Client, r: Response) -> String {
+        assert_eq!(r.status(), 303, "a sign-in answers 303 (post/redirect/get)");
+        let r = signed_in(b, r);
         if r.status() == 200 {
             let html = r.text().unwrap();
             assert!(

@@ -15,6 +15,8 @@ pub mod burst;
 pub mod db;
 #[path = "flow.rs"]
 pub mod flow;
+#[path = "jose.rs"]
+pub mod jose;
 
 /// The argon2id hash of "wonderland", the test users' password.
 pub const ALICE_HASH: &str =
@@ -41,8 +43,14 @@ pub struct Ran {
 
 /// Run `sesame ARGS...` to completion (a command, not the server).
 pub fn sesame(args: &[&str]) -> Ran {
+    sesame_env(args, &[])
+}
+
+/// [`sesame`] with these environment variables set.
+pub fn sesame_env(args: &[&str], env: &[(&str, &str)]) -> Ran {
     let out = Command::new(env!("CARGO_BIN_EXE_sesame"))
         .args(args)
+        .envs(env.iter().copied())
         .env_remove("SESAME_CONFIG")
         .output()
         .expect("run sesame");
@@ -78,6 +86,12 @@ impl Server {
     }
 
     pub fn start_in(dir: PathBuf, yaml: &str, db_url: &str) -> Server {
+        Server::start_in_env(dir, yaml, db_url, &[])
+    }
+
+    /// [`Server::start_in`] with these environment variables set for the
+    /// server (for `${NAME}` in its config).
+    pub fn start_in_env(dir: PathBuf, yaml: &str, db_url: &str, env: &[(&str, &str)]) -> Server {
         let mut last_err = String::new();
         for _ in 0..5 {
             let port = free_port();
@@ -86,7 +100,7 @@ impl Server {
                 .replace("{db}", db_url);
             let cfg = dir.join("sesame.yaml");
             std::fs::write(&cfg, text).expect("write config");
-            match Server::spawn(&dir, &cfg, port) {
+            match Server::spawn(&dir, &cfg, port, env) {
                 Ok(s) => return s,
                 Err(e) => last_err = e,
             }
@@ -97,15 +111,21 @@ impl Server {
     /// Start sesame again in `dir` on `port` with the config file already
     /// there (a restart of a stopped server).
     pub fn restart(dir: &std::path::Path, port: u16) -> Server {
-        Server::spawn(dir, &dir.join("sesame.yaml"), port)
+        Server::spawn(dir, &dir.join("sesame.yaml"), port, &[])
             .unwrap_or_else(|e| panic!("sesame did not restart: {e}"))
     }
 
-    fn spawn(dir: &std::path::Path, cfg: &std::path::Path, port: u16) -> Result<Server, String> {
+    fn spawn(
+        dir: &std::path::Path,
+        cfg: &std::path::Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Result<Server, String> {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sesame"))
             .arg("serve")
             .arg("-c")
             .arg(cfg)
+            .envs(env.iter().copied())
             .env("SESAME_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -1,11 +1,12 @@
 //! The authorization code grant (RFC 6749 §4.1.3, RFC 7636 §4.6): a code
 //! is spent once, by its client, with its redirect URI and verifier.
 
-use super::decision;
+use super::{decision, target};
 use crate::config::GrantType;
 use crate::oauth::issue::{issue, new_refresh_token, Family, Issuance, Subject, TokenResponse};
 use crate::oauth::scope::{Decision, Scopes};
-use crate::oauth::{pkce, Ctx, OAuthError, Params};
+use crate::oauth::{pkce, Ctx, ErrorCode, OAuthError, Params};
+use crate::plugin::Shortened;
 use crate::store::{CodeConsumption, CodeRow, TokenHash};
 use crate::tenant::Client;
 
@@ -14,6 +15,7 @@ pub async fn exchange(
     ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let code = params.require("code")?;
     let redirect_uri = params.get("redirect_uri");
@@ -71,11 +73,19 @@ pub async fn exchange(
         .user_by_sub(&row.user_sub)
         .cloned()
         .ok_or_else(|| OAuthError::invalid_grant("the user no longer exists"))?;
+    if row.dpop_jkt.is_some() && row.dpop_jkt.as_deref() != jkt {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "the code is bound to a DPoP key (dpop_jkt): send a proof made with that key",
+        ));
+    }
+    let resource = target(ctx.tenant, params.get("resource"), row.resource.as_deref())?;
     let scopes = Scopes::parse(&row.scope).unwrap_or_default();
     let grant = GrantType::AuthorizationCode;
     let default = Decision {
         granted: scopes.clone(),
         refresh_token: row.refresh_token,
+        shortened: Shortened::default(),
     };
     let decision = decision(ctx, client, Some(&user), &scopes, grant, default, true).await?;
     let family = Family {
@@ -83,10 +93,22 @@ pub async fn exchange(
         user_sub: &row.user_sub,
         auth_time: row.auth_time,
         expires_at: ctx.now + client.lifetimes.refresh_token_family.as_secs() as i64,
+        // A public client's refresh tokens are bound to its DPoP key (RFC
+        // 9449 §5): nothing else proves who presents them.
+        jkt: jkt.filter(|_| client.is_public()),
+        resource: row.resource.as_deref(),
+        sid: row.sid.as_deref(),
     };
-    let refresh = decision
-        .refresh_token
-        .then(|| new_refresh_token(ctx, client, &family, &decision.granted.to_string(), None));
+    let refresh = decision.refresh_token.then(|| {
+        new_refresh_token(
+            ctx,
+            client,
+            &decision.shortened,
+            &family,
+            &decision.granted.to_string(),
+            None,
+        )
+    });
     let (response, issued) = issue(
         ctx,
         Issuance {
@@ -98,7 +120,11 @@ pub async fn exchange(
             grant_id: &row.grant_id,
             auth_time: row.auth_time,
             nonce: row.nonce.as_deref(),
+            sid: row.sid.as_deref(),
             refresh,
+            shortened: decision.shortened,
+            jkt,
+            resource,
         },
     )
     .await?;

@@ -1,7 +1,7 @@
 //! The client credentials grant (RFC 6749 §4.4): a token about the client
 //! itself, no user, nothing OpenID.
 
-use super::decision;
+use super::{decision, target};
 use crate::config::GrantType;
 use crate::oauth::issue::{issue, Issuance, Subject, TokenResponse};
 use crate::oauth::scope::{default_decision, Scopes};
@@ -13,7 +13,9 @@ pub async fn exchange(
     ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
+    let resource = target(ctx.tenant, params.get("resource"), None)?;
     let requested = match params.get("scope") {
         Some(s) => Scopes::parse(s)
             .ok_or_else(|| OAuthError::new(ErrorCode::InvalidScope, "scope is malformed"))?,
@@ -40,7 +42,11 @@ pub async fn exchange(
             grant_id: &grant_id,
             auth_time: ctx.now,
             nonce: None,
+            sid: None,
             refresh: None,
+            shortened: decision.shortened,
+            jkt,
+            resource,
         },
     )
     .await?;

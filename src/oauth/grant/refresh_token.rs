@@ -2,7 +2,7 @@
 //! refresh tokens rotate on use, and a used one presented again revokes its
 //! whole family.
 
-use super::decision;
+use super::{decision, target};
 use crate::config::GrantType;
 use crate::oauth::issue::{issue, new_refresh_token, Family, Issuance, Subject, TokenResponse};
 use crate::oauth::scope::{default_decision, Decision, Scopes};
@@ -15,6 +15,7 @@ pub async fn exchange(
     ctx: &Ctx<'_>,
     client: &Client,
     params: &Params,
+    jkt: Option<&str>,
 ) -> Result<TokenResponse, OAuthError> {
     let presented = params.require("refresh_token")?;
     let hash = TokenHash::of(presented);
@@ -38,6 +39,14 @@ pub async fn exchange(
     if row.revoked_at.is_some() || row.expires_at <= ctx.now || row.family_expires_at <= ctx.now {
         return Err(invalid());
     }
+    if row.jkt.is_some() && row.jkt.as_deref() != jkt {
+        return Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "the refresh token is bound to a DPoP key: send a proof made with that key",
+        ));
+    }
+    // Downscoping (RFC 8707 §2.2): a token for one of the grant's resources.
+    let resource = target(ctx.tenant, params.get("resource"), row.resource.as_deref())?;
     let original = Scopes::parse(&row.scope).unwrap_or_default();
     let requested = match params.get("scope") {
         None => original.clone(),
@@ -79,10 +88,20 @@ pub async fn exchange(
         user_sub: &row.user_sub,
         auth_time: row.auth_time,
         expires_at: row.family_expires_at,
+        jkt: row.jkt.as_deref(),
+        resource: row.resource.as_deref(),
+        sid: row.sid.as_deref(),
     };
-    let successor = decision
-        .refresh_token
-        .then(|| new_refresh_token(ctx, client, &family, &row.scope, Some(hash)));
+    let successor = decision.refresh_token.then(|| {
+        new_refresh_token(
+            ctx,
+            client,
+            &decision.shortened,
+            &family,
+            &row.scope,
+            Some(hash),
+        )
+    });
     let (response, issued) = issue(
         ctx,
         Issuance {
@@ -94,7 +113,11 @@ pub async fn exchange(
             grant_id: &row.grant_id,
             auth_time: row.auth_time,
             nonce: None,
+            sid: row.sid.as_deref(),
             refresh: successor,
+            shortened: decision.shortened,
+            jkt,
+            resource,
         },
     )
     .await?;

@@ -1,0 +1,4 @@
+-- The configuration generation that issued each row, for `sesame revoke --generation`.
+ALTER TABLE authorization_codes ADD COLUMN generation VARCHAR(64) NOT NULL DEFAULT '';
+ALTER TABLE refresh_tokens ADD COLUMN generation VARCHAR(64) NOT NULL DEFAULT '';
+ALTER TABLE access_tokens ADD COLUMN generation VARCHAR(64) NOT NULL DEFAULT '';

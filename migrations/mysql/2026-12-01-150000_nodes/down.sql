@@ -1,0 +1,2 @@
+DROP TABLE nodes;
+DROP TABLE config_generations;
