@@ -103,8 +103,9 @@ pub enum KeysCommand {
         /// Tenant id (may be left out when there is one tenant).
         #[arg(long)]
         tenant: Option<String>,
-        /// The key's `kid`, as JWKS and `sesame keys list` show it.
-        #[arg(long)]
+        /// The key's `kid`, as JWKS and `sesame keys list` show it (a
+        /// thumbprint may start with `-`: `--kid -Xy…` is taken as a value).
+        #[arg(long, allow_hyphen_values = true)]
         kid: String,
     },
 }
@@ -127,7 +128,11 @@ pub struct RevokeArgs {
     #[arg(long)]
     pub generation: Option<String>,
     /// End this one browser session (its `sid`), and nothing else.
-    #[arg(long, conflicts_with_all = ["client", "user", "generation", "sessions"])]
+    #[arg(
+        long,
+        allow_hyphen_values = true,
+        conflicts_with_all = ["client", "user", "generation", "sessions"]
+    )]
     pub session: Option<String>,
     /// Also sign the user (or, with no --user and no --client, everyone of the
     /// tenant) out of their browser sessions.
@@ -1086,5 +1091,36 @@ async fn purge_periodically(store: Store) {
         if let Err(e) = store.purge_nodes(crate::now()).await {
             tracing::warn!(error = %e, "purge of old node records failed");
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command, KeysCommand};
+
+    /// Thumbprints and session ids are base64url: a third of them start
+    /// with `-`, which must not be read as an option.
+    #[test]
+    fn ids_that_start_with_a_hyphen_are_values() {
+        let cli = Cli::try_parse_from([
+            "sesame", "keys", "retire", "-c", "s.yaml", "--kid", "-nB2x_Q",
+        ])
+        .unwrap();
+        let Command::Keys(keys) = cli.command else {
+            panic!("not keys");
+        };
+        let KeysCommand::Retire { kid, .. } = keys.command else {
+            panic!("not retire");
+        };
+        assert_eq!(kid, "-nB2x_Q");
+        let cli =
+            Cli::try_parse_from(["sesame", "revoke", "-c", "s.yaml", "--session", "-sid"]).unwrap();
+        let Command::Revoke(revoke) = cli.command else {
+            panic!("not revoke");
+        };
+        assert_eq!(revoke.session.as_deref(), Some("-sid"));
     }
 }
