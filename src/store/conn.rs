@@ -568,3 +568,57 @@ mod tests {
         assert_eq!(redact("postgres://u:secret@h/db"), "postgres://u:***@h/db");
     }
 }
+
+/// What `PRAGMA wal_checkpoint` reports: whether it was kept from finishing
+/// (another checkpoint ran, or readers or the writer held frames back), the
+/// frames in the WAL and how many of them are now in the database file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Checkpoint {
+    pub busy: bool,
+    pub log: i64,
+    pub checkpointed: i64,
+}
+
+/// Checkpoint the WAL of a SQLite connection (`mode`: `PASSIVE` or
+/// `TRUNCATE`). `None` on other backends, which have no WAL of SQLite's.
+pub(crate) fn checkpoint(
+    conn: &mut DbConnection,
+    mode: CheckpointMode,
+) -> Result<Option<Checkpoint>, DieselError> {
+    #[cfg(feature = "sqlite")]
+    #[allow(irrefutable_let_patterns)]
+    if let DbConnection::Sqlite(c) = conn {
+        use diesel::sql_types::BigInt;
+        use diesel::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = BigInt)]
+            busy: i64,
+            #[diesel(sql_type = BigInt)]
+            log: i64,
+            #[diesel(sql_type = BigInt)]
+            checkpointed: i64,
+        }
+        let sql = match mode {
+            CheckpointMode::Passive => "PRAGMA wal_checkpoint(PASSIVE)",
+            CheckpointMode::Truncate => "PRAGMA wal_checkpoint(TRUNCATE)",
+        };
+        let rows: Vec<Row> = diesel::sql_query(sql).load(c)?;
+        return Ok(rows.first().map(|r| Checkpoint {
+            busy: r.busy != 0,
+            log: r.log,
+            checkpointed: r.checkpointed,
+        }));
+    }
+    let _ = (conn, mode);
+    Ok(None)
+}
+
+/// How much a checkpoint may wait for: `Passive` never waits (and never
+/// blocks the writer), `Truncate` waits for the writer and readers (within
+/// `busy_timeout`) and empties the WAL file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CheckpointMode {
+    Passive,
+    Truncate,
+}

@@ -103,6 +103,23 @@ impl std::fmt::Debug for Store {
 
 type Db = conn::DbConnection;
 
+/// Checkpoint the whole WAL into the database file and empty it (SQLite),
+/// waiting out a checkpoint the checkpointer thread may be running. Best
+/// effort: a failure is logged.
+fn truncate_wal(conn: &mut Db) {
+    for _ in 0..100 {
+        match conn::checkpoint(conn, conn::CheckpointMode::Truncate) {
+            Ok(Some(c)) if c.busy => std::thread::sleep(Duration::from_millis(20)),
+            Ok(_) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "WAL checkpoint after a signing key rewrite failed");
+                return;
+            }
+        }
+    }
+    tracing::warn!("WAL checkpoint after a signing key rewrite: still busy, left to the next one");
+}
+
 fn q<T>(r: Result<T, diesel::result::Error>) -> Result<T, StoreError> {
     r.map_err(query_error)
 }
@@ -499,9 +516,7 @@ impl Store {
                     if let Err(e) = conn.batch_execute("VACUUM") {
                         tracing::warn!(error = %e, "VACUUM after a signing key rewrite failed");
                     }
-                    if let Err(e) = conn.batch_execute("PRAGMA wal_checkpoint(TRUNCATE)") {
-                        tracing::warn!(error = %e, "WAL checkpoint after a signing key rewrite failed");
-                    }
+                    truncate_wal(conn);
                 }
             }
             updated.map(|n| n == 1)

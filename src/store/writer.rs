@@ -20,6 +20,18 @@
 //! - A write whose caller has already given up (its deadline passed) is
 //!   dropped unrun.
 //!
+//! Checkpoints of the WAL run off the write path: a checkpointer thread
+//! with its own connection copies committed frames into the database file
+//! (`PRAGMA wal_checkpoint(PASSIVE)`, which never blocks the writer) after
+//! every [`CHECKPOINT_AFTER`] writes and when the writes pause, so the
+//! fsyncs of a checkpoint happen beside the writer rather than in it. The
+//! writer's own automatic checkpoint stays as the backstop (SQLite's
+//! `wal_autocheckpoint`): it runs at a commit that crosses the threshold
+//! when the checkpointer has not kept up, and then finds little left to
+//! copy; being the writer's, it completes, so the WAL starts over from its
+//! beginning instead of growing. Durability is unchanged: a checkpoint
+//! only moves frames that are already committed.
+//!
 //! MySQL/MariaDB and PostgreSQL take concurrent writers: their writes run
 //! on pooled connections, one transaction each, as before.
 
@@ -33,7 +45,9 @@ use diesel::result::Error as DieselError;
 use prometheus_client::metrics::histogram::Histogram;
 use tokio::sync::{mpsc, oneshot};
 
-use super::conn::{begin_write, query_error, DbConnection, Manager, SqlitePragmas};
+use super::conn::{
+    begin_write, checkpoint, query_error, CheckpointMode, DbConnection, Manager, SqlitePragmas,
+};
 use super::{Backend, StoreError};
 
 /// The most writes one transaction takes.
@@ -42,6 +56,14 @@ pub(crate) const MAX_BATCH: usize = 64;
 /// The most writes waiting for the writer; past it, callers wait (within
 /// their deadline) for a place.
 pub(crate) const QUEUE: usize = 1024;
+
+/// Writes committed between two checkpoints by the checkpointer thread
+/// (a few hundred pages of WAL at most).
+pub(crate) const CHECKPOINT_AFTER: usize = 512;
+
+/// A pause in the writes this long, after some, and the checkpointer
+/// checkpoints what they left.
+const CHECKPOINT_IDLE: Duration = Duration::from_millis(250);
 
 /// One queued write, as the writer thread sees it (its result type erased).
 trait Job: Send {
@@ -130,6 +152,11 @@ impl Writer {
         batches: Histogram,
     ) -> Result<Writer, StoreError> {
         let (queue, jobs) = mpsc::channel(QUEUE);
+        let (committed, commits) = std::sync::mpsc::channel();
+        let checkpointer = Manager {
+            backend: Backend::Sqlite,
+            url: path.clone(),
+        };
         let thread = Thread {
             manager: Manager {
                 backend: Backend::Sqlite,
@@ -138,7 +165,14 @@ impl Writer {
             conn: None,
             wait,
             batches,
+            committed,
         };
+        std::thread::Builder::new()
+            .name("sesame-db-checkpointer".into())
+            .spawn(move || checkpoints(&checkpointer, &commits))
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot start the checkpointer thread: {e}"))
+            })?;
         std::thread::Builder::new()
             .name("sesame-db-writer".into())
             .spawn(move || thread.serve(jobs))
@@ -203,6 +237,9 @@ struct Thread {
     conn: Option<DbConnection>,
     wait: Histogram,
     batches: Histogram,
+    /// How many writes each committed transaction held, for the
+    /// checkpointer (it ends when this is dropped with the thread).
+    committed: std::sync::mpsc::Sender<usize>,
 }
 
 impl Thread {
@@ -327,9 +364,16 @@ impl Thread {
             Some(e) => Err(e),
             None => commit(conn).map_err(lost_error),
         };
-        if let Err(e) = &outcome {
-            tracing::warn!(error = %e, writes = ran.len(), "a SQLite write transaction was lost: its writes fail");
-            self.discard();
+        match &outcome {
+            Ok(()) => {
+                // The checkpointer is gone only if it panicked: the
+                // writer's automatic checkpoints still keep the WAL short.
+                let _ = self.committed.send(ran.len());
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, writes = ran.len(), "a SQLite write transaction was lost: its writes fail");
+                self.discard();
+            }
         }
         for job in ran {
             job.answer(outcome.clone());
@@ -353,6 +397,36 @@ fn open<'c>(
     }
     conn.as_mut()
         .ok_or_else(|| StoreError::Unavailable("no database connection".into()))
+}
+
+/// The checkpointer thread: a passive checkpoint after every
+/// [`CHECKPOINT_AFTER`] committed writes, and after a pause of
+/// [`CHECKPOINT_IDLE`] in the writes; until the writer thread ends.
+fn checkpoints(manager: &Manager, commits: &std::sync::mpsc::Receiver<usize>) {
+    use std::sync::mpsc::RecvTimeoutError;
+    let mut conn: Option<DbConnection> = None;
+    let mut since = 0usize;
+    loop {
+        match commits.recv_timeout(CHECKPOINT_IDLE) {
+            Ok(n) => {
+                since += n;
+                if since < CHECKPOINT_AFTER {
+                    continue;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) if since > 0 => {}
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        since = 0;
+        let done = open(&mut conn, manager)
+            .and_then(|c| checkpoint(c, CheckpointMode::Passive).map_err(query_error));
+        if let Err(e) = done {
+            // The writer's own checkpoints go on; try again afresh next time.
+            tracing::debug!(error = %e, "a background WAL checkpoint failed");
+            conn = None;
+        }
+    }
 }
 
 /// The error of the writes whose shared transaction is lost.
@@ -743,5 +817,66 @@ mod tests {
         after.await.unwrap().unwrap();
         // held, before, VACUUM alone, after.
         assert_eq!(observed(&store).0, 4);
+    }
+
+    /// Bytes of the database file itself (frames reach it only by a checkpoint).
+    fn db_file_len(dir: &tempfile::TempDir) -> u64 {
+        std::fs::metadata(dir.path().join("batch.db"))
+            .map(|m| m.len())
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn the_checkpointer_moves_committed_writes_into_the_database_file() {
+        let (dir, store) = store();
+        let before = db_file_len(&dir);
+        // Fewer pages than the writer's own automatic checkpoint waits for
+        // (8,000): only the checkpointer can have copied them.
+        for i in 0..super::CHECKPOINT_AFTER + 10 {
+            store
+                .insert_session(session(&format!("s{i}")))
+                .await
+                .unwrap();
+        }
+        let mut grown = false;
+        for _ in 0..600 {
+            if db_file_len(&dir) > before {
+                grown = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        assert!(grown, "the database file is still {before} bytes");
+        // The rows are all there, through the WAL or the file.
+        for i in [0, super::CHECKPOINT_AFTER + 9] {
+            assert!(store
+                .find_session(T, TokenHash::of(&format!("s{i}")), NOW)
+                .await
+                .unwrap()
+                .is_some());
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_truncating_checkpoint_waits_out_the_checkpointer() {
+        let (dir, store) = store();
+        for i in 0..super::CHECKPOINT_AFTER * 2 {
+            store
+                .insert_session(session(&format!("t{i}")))
+                .await
+                .unwrap();
+        }
+        // The checkpointer is likely busy now; the truncation still happens.
+        store
+            .write_alone(|conn| {
+                super::super::truncate_wal(conn);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let wal = std::fs::metadata(dir.path().join("batch.db-wal"))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        assert_eq!(wal, 0, "the WAL was not emptied");
     }
 }
