@@ -1,12 +1,13 @@
 //! Load harness: starts a release sesame with a benchmark config (SQLite in a
-//! temp dir) and drives it, scenario by scenario, reporting req/s, p50/p99
-//! latency and the server's peak RSS.
+//! temp dir) and drives it, scenario by scenario, reporting req/s, mean,
+//! p50 and p99 latency, and the server's peak RSS and CPU (1 core = 100%).
 //!
 //!     cargo bench --bench load                       # 20 s per scenario
 //!     LOAD_SECONDS=5 LOAD_CONCURRENCY=64 cargo bench --bench load
 //!     LOAD_ONLY=cc_jwt,introspect cargo bench --bench load
 //!     LOAD_SESAME_BIN=/path/to/other/sesame cargo bench --bench load
 //!     LOAD_DATABASE_URL=postgres://postgres@127.0.0.1/sesame_load cargo bench --bench load
+//!     LOAD_POOL_SIZE=32 ...   (the server's database pool; 8 unless set)
 //!
 //! Request scenarios use `wrk` (Debian package `wrk`) with Lua for POST
 //! bodies, and so does the code flow over an SSO session (a Lua script turns
@@ -90,8 +91,10 @@ fn config(port: u16, db: &str) -> String {
 "#
         )
     };
+    // LOAD_POOL_SIZE: the database pool (8 unless set).
+    let pool = std::env::var("LOAD_POOL_SIZE").unwrap_or_else(|_| "8".into());
     format!(
-        "server: {{ listen: \"127.0.0.1:{port}\" }}\ndatabase: {{ url: \"{db}\", pool_size: 8 }}\ntenants:{}{}{}{}",
+        "server: {{ listen: \"127.0.0.1:{port}\" }}\ndatabase: {{ url: \"{db}\", pool_size: {pool} }}\ntenants:{}{}{}{}",
         tenant("jwt", "jwt", "RS256"),
         tenant("opaque", "opaque", "RS256"),
         // Where the signature stops being the floor: the rest of the path shows.
@@ -207,7 +210,7 @@ fn large_config(
 /// start until the first discovery answer (keys are loaded, not generated),
 /// then measures discovery and client credentials on the last tenant's last
 /// client, to compare with the two-tenant figures.
-fn scale(s: &Settings, report: &dyn Fn(&str, Figures, Option<f64>)) {
+fn scale(s: &Settings, report: &dyn Fn(&str, Figures, Option<Usage>)) {
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key.pem");
     let pem = Command::new(env!("CARGO_BIN_EXE_sesame"))
@@ -269,11 +272,33 @@ fn scale(s: &Settings, report: &dyn Fn(&str, Figures, Option<f64>)) {
     let _ = child.wait();
 }
 
-/// Peak resident set size (MB) of `pid` while `f` runs, sampled every 20 ms.
-fn with_rss<T>(pid: Option<u32>, f: impl FnOnce() -> T) -> (T, Option<f64>) {
+/// What the server process used while a scenario ran: its peak resident
+/// set size and its CPU time over the wall time (1.0 = one core), from
+/// `/proc/<pid>/status` and `/proc/<pid>/stat`.
+#[derive(Debug, Clone, Copy)]
+struct Usage {
+    peak_mb: f64,
+    cores: Option<f64>,
+}
+
+/// User + system CPU seconds of `pid` so far (`/proc/<pid>/stat`, fields 14
+/// and 15, in clock ticks of 1/100 s on Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Peak resident set size of `pid` while `f` runs (sampled every 20 ms),
+/// and the CPU it used.
+fn with_rss<T>(pid: Option<u32>, f: impl FnOnce() -> T) -> (T, Option<Usage>) {
     let Some(pid) = pid else {
         return (f(), None);
     };
+    let (cpu_before, wall) = (cpu_seconds(pid), Instant::now());
     let stop = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));
     let sampler = {
@@ -295,15 +320,21 @@ fn with_rss<T>(pid: Option<u32>, f: impl FnOnce() -> T) -> (T, Option<f64>) {
         })
     };
     let out = f();
+    let cores = match (cpu_before, cpu_seconds(pid)) {
+        (Some(a), Some(b)) => Some((b - a) / wall.elapsed().as_secs_f64()),
+        _ => None,
+    };
     stop.store(true, Ordering::Relaxed);
     let _ = sampler.join();
-    (out, Some(peak.load(Ordering::Relaxed) as f64 / 1024.0))
+    let peak_mb = peak.load(Ordering::Relaxed) as f64 / 1024.0;
+    (out, Some(Usage { peak_mb, cores }))
 }
 
 #[derive(Debug, Default)]
 struct Figures {
     requests: u64,
     rate: f64,
+    mean_ms: f64,
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
@@ -347,9 +378,9 @@ done = function(summary, latency, requests)
     end
   end
   local e = summary.errors
-  io.write(string.format("FIGURES %d %d %f %f %d\n", units, summary.duration,
+  io.write(string.format("FIGURES %d %d %f %f %d %f\n", units, summary.duration,
     latency:percentile(50), latency:percentile(99),
-    failed + e.status + e.connect + e.read + e.write + e.timeout))
+    failed + e.status + e.connect + e.read + e.write + e.timeout, latency.mean))
 end
 "#
     );
@@ -384,6 +415,7 @@ end
     Figures {
         requests: f[0] as u64,
         rate: f[0] / (f[1] / 1e6),
+        mean_ms: f[5] / 1000.0,
         p50_ms: f[2] / 1000.0,
         p99_ms: f[3] / 1000.0,
         errors: f[4] as u64,
@@ -587,6 +619,7 @@ where
     Figures {
         requests: all.len() as u64,
         rate: all.len() as f64 / elapsed,
+        mean_ms: all.iter().sum::<f64>() / (all.len().max(1) as f64),
         p50_ms: pct(0.50),
         p99_ms: pct(0.99),
         errors,
@@ -645,7 +678,7 @@ fn sso_flows(
     rt: &tokio::runtime::Runtime,
     pid: Option<u32>,
     ep: &Endpoints,
-) -> (Figures, Option<f64>) {
+) -> (Figures, Option<Usage>) {
     let jar = Arc::new(reqwest::cookie::Jar::default());
     let b = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -729,19 +762,34 @@ fn main() {
         s.seconds, s.concurrency, target.base
     );
     println!(
-        "{:<22} {:>10} {:>10} {:>9} {:>9} {:>7} {:>9}",
-        "scenario", "requests", "per s", "p50 ms", "p99 ms", "errors", "peak MB"
+        "{:<22} {:>10} {:>10} {:>8} {:>8} {:>8} {:>7} {:>8} {:>7}",
+        "scenario",
+        "requests",
+        "per s",
+        "mean ms",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "peak MB",
+        "CPU %"
     );
-    let report = |name: &str, f: Figures, rss: Option<f64>| {
+    let report = |name: &str, f: Figures, usage: Option<Usage>| {
         println!(
-            "{:<22} {:>10} {:>10.0} {:>9.2} {:>9.2} {:>7} {:>9}",
+            "{:<22} {:>10} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>7} {:>8} {:>7}",
             name,
             f.requests,
             f.rate,
+            f.mean_ms,
             f.p50_ms,
             f.p99_ms,
             f.errors,
-            rss.map(|m| format!("{m:.1}")).unwrap_or_else(|| "-".into())
+            usage
+                .map(|u| format!("{:.1}", u.peak_mb))
+                .unwrap_or_else(|| "-".into()),
+            usage
+                .and_then(|u| u.cores)
+                .map(|c| format!("{:.0}", c * 100.0))
+                .unwrap_or_else(|| "-".into())
         );
     };
 
