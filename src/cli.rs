@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use crate::config::{self, Config, GrantType, LogFormat};
 use crate::fixture::{self, report::FileResult, report::Totals};
@@ -221,29 +220,15 @@ pub fn run() -> ExitCode {
 /// libraries' own chatter stays at `warn` unless a directive names them
 /// (`SESAME_LOG=debug,hyper=debug`).
 fn init_logs(format: LogFormat) {
-    let _ = init_logs_with(format, "info", false);
-}
-
-/// The server's logs: lines are formatted where they happen and written
-/// to stderr by a thread of their own, several at a time under load, so a
-/// request never waits on a write to stderr (or on whatever reads it: a
-/// pipe to a slow journal blocks that thread, not the server). Nothing is
-/// dropped: past 128k lines waiting, the logging threads wait. Lines still
-/// waiting are written when the returned guard is dropped, at exit.
-fn init_server_logs(format: LogFormat) -> Option<tracing_appender::non_blocking::WorkerGuard> {
-    init_logs_with(format, "info", true)
+    init_logs_with(format, "info");
 }
 
 /// Text logs at `SESAME_LOG`, or at `default` (the offline commands).
 fn init_logs_at(default: &str) {
-    let _ = init_logs_with(LogFormat::Text, default, false);
+    init_logs_with(LogFormat::Text, default);
 }
 
-fn init_logs_with(
-    format: LogFormat,
-    default: &str,
-    background: bool,
-) -> Option<tracing_appender::non_blocking::WorkerGuard> {
+fn init_logs_with(format: LogFormat, default: &str) {
     use std::io::IsTerminal;
     let wanted = std::env::var("SESAME_LOG").unwrap_or_else(|_| default.to_string());
     let mut directives = wanted.clone();
@@ -256,22 +241,10 @@ fn init_logs_with(
         eprintln!("SESAME_LOG={wanted:?} is not a valid filter ({e}); using info");
         tracing_subscriber::EnvFilter::new("info,hyper=warn,h2=warn,warp=warn")
     });
-    let (writer, guard) = if background {
-        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .lossy(false)
-            .thread_name("sesame-log")
-            .finish(std::io::BufWriter::with_capacity(
-                64 * 1024,
-                std::io::stderr(),
-            ));
-        (BoxMakeWriter::new(writer), Some(guard))
-    } else {
-        (BoxMakeWriter::new(std::io::stderr), None)
-    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
-        .with_writer(writer);
+        .with_writer(std::io::stderr);
     let _ = match format {
         LogFormat::Text => builder
             .with_ansi(std::io::stderr().is_terminal())
@@ -283,7 +256,6 @@ fn init_logs_with(
             .with_span_list(false)
             .try_init(),
     };
-    guard
 }
 
 fn load_or_report(path: &Path) -> Option<Config> {
@@ -775,7 +747,7 @@ fn serve(path: &Path) -> ExitCode {
     let Some(config) = load_or_report(path) else {
         return ExitCode::from(1);
     };
-    let _logs = init_server_logs(config.server.log_format);
+    init_logs(config.server.log_format);
     // Blocking threads run database work on pooled connections: more of them
     // than connections would only wait for one (and wake each other).
     let blocking_threads = config.database.pool_size as usize + 2;
