@@ -48,6 +48,30 @@ def free_port():
         return s.getsockname()[1]
 
 
+
+def line_per_request_lua(path, body, headers):
+    """wrk Lua sending one line of `path` per request (the body or a header,
+    as `body` and `headers` say, reading it as `lines[n]`). Each of wrk's
+    two threads takes every other line, so no line goes twice."""
+    return f"""
+local counter = 0
+function setup(thread) thread:set("id", counter); counter = counter + 1 end
+function init(args)
+  lines = {{}}
+  local i = 0
+  for line in io.lines("{path}") do
+    if i % 2 == id then table.insert(lines, line) end
+    i = i + 1
+  end
+  n = 0
+end
+function request()
+  n = n + 1
+  return wrk.format("POST", nil, {headers}, {body})
+end
+done = function(s) io.write(string.format("non2xx %d\\n", s.errors.status)) end
+"""
+
 def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -150,25 +174,8 @@ tenants:
                     lua = os.path.join(d, f"{name}-{r}.lua")
                     scripts[name] = lua
                     with open(lua, "w") as f:
-                        # Each wrk thread takes every other line, so no assertion goes twice.
-                        f.write(f"""
-local counter = 0
-function setup(thread) thread:set("id", counter); counter = counter + 1 end
-function init(args)
-  bodies = {{}}
-  local i = 0
-  for line in io.lines("{bodies}") do
-    if i % 2 == id then table.insert(bodies, line) end
-    i = i + 1
-  end
-  n = 0
-end
-function request()
-  n = n + 1
-  return wrk.format("POST", nil, {{ ["Content-Type"] = "application/x-www-form-urlencoded" }}, bodies[n])
-end
-done = function(s) io.write(string.format("non2xx %d\\n", s.errors.status)) end
-""")
+                        f.write(line_per_request_lua(bodies, "lines[n]",
+                                                     '{ ["Content-Type"] = "application/x-www-form-urlencoded" }'))
                 # cc-dpop: Basic, and one proof per request as its DPoP header.
                 proof_key = ec.generate_private_key(ec.SECP256R1())
                 pn = proof_key.public_key().public_numbers()
@@ -180,25 +187,10 @@ done = function(s) io.write(string.format("non2xx %d\\n", s.errors.status)) end
                         f.write(dpop_proof(proof_key, proof_jwk, aud, n) + "\n")
                 scripts["cc-dpop"] = os.path.join(d, f"cc-dpop-{r}.lua")
                 with open(scripts["cc-dpop"], "w") as f:
-                    f.write(f"""
-local counter = 0
-function setup(thread) thread:set("id", counter); counter = counter + 1 end
-function init(args)
-  proofs = {{}}
-  local i = 0
-  for line in io.lines("{proofs}") do
-    if i % 2 == id then table.insert(proofs, line) end
-    i = i + 1
-  end
-  n = 0
-end
-function request()
-  n = n + 1
-  return wrk.format("POST", nil, {{ ["Content-Type"] = "application/x-www-form-urlencoded",
-    ["Authorization"] = "Basic {auth}", ["DPoP"] = proofs[n] }}, "grant_type=client_credentials")
-end
-done = function(s) io.write(string.format("non2xx %d\\n", s.errors.status)) end
-""")
+                    f.write(line_per_request_lua(
+                        proofs, '"grant_type=client_credentials"',
+                        '{ ["Content-Type"] = "application/x-www-form-urlencoded", '
+                        f'["Authorization"] = "Basic {auth}", ["DPoP"] = lines[n] }}'))
                 for name, script in scripts.items():
                     before = cpu_seconds(p.pid)
                     out = subprocess.run(["wrk", "-t2", "-c32", f"-d{a.seconds}s", "-s", script, aud],
