@@ -12,7 +12,7 @@
 
 use diesel::prelude::*;
 
-use super::conn::{is_unique_violation, write_tx, DbConnection};
+use super::conn::{write_tx, DbConnection};
 use super::{q, schema, Store, StoreError, TokenHash};
 
 /// A session that was just ended.
@@ -85,33 +85,31 @@ pub(super) fn record_session_client(
         .select(s::expires_at)
         .first(conn)
         .optional()?;
-    let known: i64 = sc::session_clients
-        .filter(sc::tenant_id.eq(tenant_id))
-        .filter(sc::sid.eq(sid))
-        .filter(sc::client_id.eq(client_id))
-        .count()
-        .get_result(conn)?;
-    if known > 0 {
-        return Ok(());
+    let row = (
+        sc::tenant_id.eq(tenant_id),
+        sc::sid.eq(sid),
+        sc::client_id.eq(client_id),
+        sc::created_at.eq(now),
+        sc::expires_at.eq(expires_at.unwrap_or(now)),
+    );
+    // One statement that leaves a known pair as it is: no count first, no
+    // savepoint, and no unique violation (which on PostgreSQL would abort
+    // the caller's whole transaction, and with it the code) when two codes
+    // of one session race.
+    let insert = diesel::insert_into(sc::session_clients).values(row);
+    match conn {
+        #[cfg(feature = "sqlite")]
+        DbConnection::Sqlite(c) => insert.on_conflict_do_nothing().execute(c),
+        #[cfg(feature = "postgres")]
+        DbConnection::Postgres(c) => insert.on_conflict_do_nothing().execute(c),
+        #[cfg(feature = "mysql")]
+        DbConnection::Mysql(c) => insert
+            .on_conflict(diesel::dsl::DuplicatedKeys)
+            .do_update()
+            .set(sc::created_at.eq(sc::created_at))
+            .execute(c),
     }
-    // In a savepoint: a concurrent insert of the same row is a unique
-    // violation, which on PostgreSQL would abort the caller's whole
-    // transaction (and with it the code) if it were not rolled back alone.
-    let inserted = conn.transaction(|conn| {
-        diesel::insert_into(sc::session_clients)
-            .values((
-                sc::tenant_id.eq(tenant_id),
-                sc::sid.eq(sid),
-                sc::client_id.eq(client_id),
-                sc::created_at.eq(now),
-                sc::expires_at.eq(expires_at.unwrap_or(now)),
-            ))
-            .execute(conn)
-    });
-    match inserted {
-        Err(e) if !is_unique_violation(&e) => Err(e),
-        _ => Ok(()),
-    }
+    .map(|_| ())
 }
 
 /// For each ended session `(sid, user_sub)`: its clients, and one outbox
