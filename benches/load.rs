@@ -255,10 +255,10 @@ fn scale(s: &Settings, report: &dyn Fn(&str, Figures, Option<Usage>)) {
         ready.as_secs_f64()
     );
     let pid = Some(child.id());
-    let (f, rss) = with_rss(pid, || wrk(s, &discovery, "GET", "", &[]));
-    report("scale discovery", f, rss);
+    let (f, usage) = with_usage(pid, || wrk(s, &discovery, "GET", "", &[]));
+    report("scale discovery", f, usage);
     let headers = [("Authorization", basic("c099", "s099-099"))];
-    let (f, rss) = with_rss(pid, || {
+    let (f, usage) = with_usage(pid, || {
         wrk(
             s,
             &format!("{issuer}/token"),
@@ -267,7 +267,7 @@ fn scale(s: &Settings, report: &dyn Fn(&str, Figures, Option<Usage>)) {
             &headers,
         )
     });
-    report("scale cc_opaque", f, rss);
+    report("scale cc_opaque", f, usage);
     let _ = child.kill();
     let _ = child.wait();
 }
@@ -294,7 +294,7 @@ fn cpu_seconds(pid: u32) -> Option<f64> {
 
 /// Peak resident set size of `pid` while `f` runs (sampled every 20 ms),
 /// and the CPU it used.
-fn with_rss<T>(pid: Option<u32>, f: impl FnOnce() -> T) -> (T, Option<Usage>) {
+fn with_usage<T>(pid: Option<u32>, f: impl FnOnce() -> T) -> (T, Option<Usage>) {
     let Some(pid) = pid else {
         return (f(), None);
     };
@@ -699,7 +699,7 @@ fn sso_flows(
         cookie.to_str().unwrap(),
         &basic("web", "web-secret"),
     );
-    with_rss(pid, || run_wrk(s, &ep.token, &lua, Some("flows")))
+    with_usage(pid, || run_wrk(s, &ep.token, &lua, Some("flows")))
 }
 
 fn main() {
@@ -846,8 +846,8 @@ fn main() {
         if !wanted(name) {
             continue;
         }
-        let (f, rss) = with_rss(target.pid, || wrk(&s, &url, method, &body, &headers));
-        report(name, f, rss);
+        let (f, usage) = with_usage(target.pid, || wrk(&s, &url, method, &body, &headers));
+        report(name, f, usage);
     }
 
     if wanted("mixed") {
@@ -877,8 +877,8 @@ fn main() {
             concurrency: 4.min(s.concurrency),
             only: None,
         };
-        let (f, rss) = with_rss(target.pid, || wrk(&light, &ep.discovery, "GET", "", &[]));
-        report("mixed: discovery", f, rss);
+        let (f, usage) = with_usage(target.pid, || wrk(&light, &ep.discovery, "GET", "", &[]));
+        report("mixed: discovery", f, usage);
         report("mixed: cc_jwt", storm.join().unwrap(), None);
     }
 
@@ -897,7 +897,7 @@ fn main() {
             v
         });
         let issuer = jwt.clone();
-        let (f, rss) = with_rss(target.pid, || {
+        let (f, usage) = with_usage(target.pid, || {
             rt.block_on(drive(
                 &s,
                 workers,
@@ -926,26 +926,26 @@ fn main() {
                 },
             ))
         });
-        report("refresh", f, rss);
+        report("refresh", f, usage);
     }
 
     // The flows run on the opaque-token issuer: one RS256 signature (the ID
     // token) per flow, as in the reference's flow figure.
     let flow_ep = ep_opaque.clone().unwrap_or_else(|| ep.clone());
     if wanted("flow_sso") {
-        let (f, rss) = sso_flows(&s, &rt, target.pid, &flow_ep);
-        report("flow_sso (flows)", f, rss);
+        let (f, usage) = sso_flows(&s, &rt, target.pid, &flow_ep);
+        report("flow_sso (flows)", f, usage);
     }
     if let Some(es) = ep_es256.as_ref().filter(|_| wanted("flow_sso_es256")) {
-        let (f, rss) = sso_flows(&s, &rt, target.pid, es);
-        report("flow_sso_es256 (flows)", f, rss);
+        let (f, usage) = sso_flows(&s, &rt, target.pid, es);
+        report("flow_sso_es256 (flows)", f, usage);
     }
 
     if wanted("flow_login") {
         let flow_ep = flow_ep.clone();
         // One user per browser: many people signing in, not one person 64 times at once.
         let workers: Vec<usize> = (0..s.concurrency).collect();
-        let (f, rss) = with_rss(target.pid, || {
+        let (f, usage) = with_usage(target.pid, || {
             rt.block_on(drive(&s, workers, move |i: usize| {
                 let ep = flow_ep.clone();
                 async move {
@@ -957,7 +957,7 @@ fn main() {
                 }
             }))
         });
-        report("flow_login (flows)", f, rss);
+        report("flow_login (flows)", f, usage);
     }
 
     if !foreign && wanted("scale") {
